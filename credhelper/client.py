@@ -1,0 +1,77 @@
+"""Socket client used by every front-end (git helper, keyring backend, CLI).
+
+Standard library only: this runs in every git and pip process.
+"""
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from . import paths, protocol
+from .errors import CredhelperError, DaemonUnavailable, from_wire
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class Client:
+    """Talks to the daemon: one connection per request, as the protocol says."""
+
+    def __init__(self, socket_path: Optional[Path] = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.socket_path = Path(socket_path) if socket_path else paths.socket_path()
+        self.timeout = timeout
+
+    def request(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
+        """Send one request and return the raw reply (``ok`` may be false)."""
+        message = {"v": protocol.VERSION, "op": op}
+        message.update({k: v for k, v in fields.items() if v is not None})
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            try:
+                sock.connect(os.fspath(self.socket_path))
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                raise DaemonUnavailable(
+                    f"credhelper daemon is not running (no socket at {self.socket_path}); "
+                    "run: credhelper start"
+                ) from exc
+            except OSError as exc:
+                raise DaemonUnavailable(
+                    f"cannot reach the credhelper daemon at {self.socket_path}: {exc.strerror or exc}"
+                ) from exc
+            try:
+                sock.sendall(protocol.encode(message))
+                sock.shutdown(socket.SHUT_WR)
+                data = protocol.read_message(sock)
+            except socket.timeout as exc:
+                raise DaemonUnavailable(f"the credhelper daemon did not answer {op!r} in time") from exc
+            except OSError as exc:
+                raise DaemonUnavailable(f"the credhelper daemon dropped the connection: {exc}") from exc
+        finally:
+            sock.close()
+        if not data:
+            raise DaemonUnavailable("the credhelper daemon closed the connection without answering")
+        return protocol.decode(data)
+
+    def call(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
+        """Send one request; a failed reply is raised as the matching ``CredhelperError``."""
+        reply = self.request(op, timeout=timeout, **fields)
+        if not reply.get("ok"):
+            raise from_wire(reply)
+        return reply
+
+    def get(self, url: str, for_: str = "cli") -> Dict[str, Any]:
+        """A token for ``url``: ``{"username", "token", "expires_on"}``."""
+        return self.call("get", url=url, **{"for": for_})
+
+    def invalidate(self, url: str, token: str) -> None:
+        """Tell the daemon a tool saw ``token`` rejected for ``url``."""
+        self.call("invalidate", url=url, token=token)
+
+    def ping(self) -> bool:
+        """True when a daemon answers."""
+        try:
+            self.call("ping", timeout=2.0)
+        except CredhelperError:
+            return False
+        return True

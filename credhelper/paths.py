@@ -1,0 +1,82 @@
+"""Where the socket, config, state and npmrc live, and the permission rules for them.
+
+Environment is read on every call so tests and wrappers can point credhelper elsewhere.
+This module is on the hot path: standard library only.
+"""
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import ConfigError
+
+APP = "credhelper"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or os.path.expanduser("~"))
+
+
+def _xdg(var: str, default: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value and os.path.isabs(value) else _home() / default
+
+
+def config_path() -> Path:
+    """``$CREDHELPER_CONFIG``, else ``$XDG_CONFIG_HOME/credhelper/config.toml``."""
+    explicit = os.environ.get("CREDHELPER_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return _xdg("XDG_CONFIG_HOME", ".config") / APP / "config.toml"
+
+
+def socket_path() -> Path:
+    """``$CREDHELPER_SOCKET``, else under ``$XDG_RUNTIME_DIR``, else under ``$XDG_CACHE_HOME``."""
+    explicit = os.environ.get("CREDHELPER_SOCKET")
+    if explicit:
+        return Path(explicit).expanduser()
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        return Path(runtime) / APP / "daemon.sock"
+    return _xdg("XDG_CACHE_HOME", ".cache") / APP / "daemon.sock"
+
+
+def state_dir() -> Path:
+    """``$CREDHELPER_STATE_DIR``, else ``$XDG_STATE_HOME/credhelper``."""
+    explicit = os.environ.get("CREDHELPER_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    return _xdg("XDG_STATE_HOME", ".local/state") / APP
+
+
+def npmrc_path() -> Path:
+    """The user npmrc npm reads: ``$NPM_CONFIG_USERCONFIG``, else ``~/.npmrc``."""
+    explicit = os.environ.get("NPM_CONFIG_USERCONFIG") or os.environ.get("npm_config_userconfig")
+    if explicit:
+        return Path(explicit).expanduser()
+    return _home() / ".npmrc"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` as 0700 (parents as needed); refuse an existing one others can enter.
+
+    The directory is made private before anything is bound or written in it, so there is no
+    window in which another user could reach a socket or file inside (git's credential-cache
+    explains the race of chmod-after).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{path} exists and is not a directory")
+    if info.st_uid != os.getuid():
+        raise ConfigError(f"{path} belongs to uid {info.st_uid}, not to us; refusing to use it")
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"{path} is open to other users (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"run: chmod 700 {path}"
+        )
+    return path

@@ -1,0 +1,72 @@
+"""The socket wire format: one JSON object and a newline each way, one request per connection.
+
+This module is on the hot path: standard library only, no I/O beyond the socket it is given.
+"""
+
+import json
+import socket
+from typing import Any, Dict
+
+from .errors import CredhelperError, RequestError
+
+VERSION = 1
+MAX_MESSAGE = 64 * 1024
+
+OPS = frozenset({
+    "ping", "get", "invalidate", "status", "login_start", "login_wait", "logout", "reload", "stop",
+})
+
+
+def encode(message: Dict[str, Any]) -> bytes:
+    """Serialise one message as a single JSON line."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
+
+
+def decode(data: bytes) -> Dict[str, Any]:
+    """Parse one message; anything but a JSON object is a ``RequestError``."""
+    if len(data) > MAX_MESSAGE:
+        raise RequestError(f"message larger than {MAX_MESSAGE} bytes")
+    try:
+        message = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError("message is not a JSON object") from exc
+    if not isinstance(message, dict):
+        raise RequestError("message is not a JSON object")
+    return message
+
+
+def parse_request(data: bytes) -> Dict[str, Any]:
+    """Decode a request and check its version and op."""
+    request = decode(data)
+    if request.get("v", VERSION) != VERSION:
+        raise RequestError(f"unsupported protocol version {request.get('v')!r}")
+    op = request.get("op")
+    if op not in OPS:
+        raise RequestError(f"unknown op {str(op)[:40]!r}")
+    return request
+
+
+def read_message(sock: socket.socket, limit: int = MAX_MESSAGE) -> bytes:
+    """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``."""
+    chunks = []
+    size = 0
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if b"\n" in chunk:
+            break
+        if size > limit:
+            raise RequestError(f"message larger than {limit} bytes")
+    data = b"".join(chunks)
+    line, _, _ = data.partition(b"\n")
+    if len(line) > limit:
+        raise RequestError(f"message larger than {limit} bytes")
+    return line
+
+
+def error_reply(exc: CredhelperError) -> Dict[str, Any]:
+    """The reply for a failed request."""
+    return exc.to_wire()
