@@ -11,6 +11,7 @@
     │   └── IdpUnavailable          idp_unavailable  (5xx, timeout, refused)
     ├── LoginFailed                 login_failed     (denied, expired, cancelled)
     ├── Busy                        busy
+    ├── Forbidden                   forbidden        (peer is not our uid)
     ├── VaultError                  vault_error
     └── DaemonUnavailable           daemon_unavailable (client side only)
 
@@ -100,6 +101,12 @@ class Busy(CredhelperError):
     code = "busy"
 
 
+class Forbidden(CredhelperError):
+    """The connecting process does not belong to the daemon's user."""
+
+    code = "forbidden"
+
+
 class VaultError(CredhelperError):
     """The encrypted cache could not be read or written."""
 
@@ -116,7 +123,8 @@ _BY_CODE: Dict[str, Type[CredhelperError]] = {
     cls.code: cls
     for cls in (
         CredhelperError, ConfigError, RequestError, NoRoute, AmbiguousRoute, NotSignedIn,
-        AuthFailed, Throttled, IdpUnavailable, LoginFailed, Busy, VaultError, DaemonUnavailable,
+        AuthFailed, Throttled, IdpUnavailable, LoginFailed, Busy, Forbidden, VaultError,
+        DaemonUnavailable,
     )
 }
 
