@@ -1,0 +1,295 @@
+"""The daemon: wires config, routing, token slots, the vault and the npm sink behind the socket.
+
+Hot path (``get`` with a fresh token): route lookup and a dictionary read; no network, no MSAL,
+no disk except one audit line.
+"""
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from . import __version__, config as config_mod, paths, systemd
+from .auth import make_source
+from .auth.base import Token
+from .clock import SystemClock
+from .errors import AuthFailed, ConfigError, CredhelperError, RequestError
+from .logs import AuditLog, setup_logging
+from .routing import Router
+from .server import Peer, SocketServer, bind_unix
+from .sessions import Sessions
+from .sinks.npmrc import NpmrcSink
+from .tokens import Refresher, TokenManager
+from .vault import Vault, choose_keystore
+
+log = logging.getLogger("credhelper.daemon")
+
+_UNSAFE = ("\r", "\n", "\0")
+
+
+class Daemon:
+    """One running credhelper daemon."""
+
+    def __init__(self, config_path: Optional[Path] = None, state_dir: Optional[Path] = None,
+                 socket_path: Optional[Path] = None, clock: Any = None,
+                 rng: Optional[random.Random] = None, foreground: bool = True) -> None:
+        self.config_path = config_path or paths.config_path()
+        self.state_dir = state_dir or paths.state_dir()
+        self.socket_path = socket_path or paths.socket_path()
+        self.clock = clock or SystemClock()
+        self.started = time.time()
+        self._lock = threading.RLock()
+        self._reload_error: Optional[str] = None
+        self._stop = threading.Event()
+        paths.ensure_private_dir(self.state_dir)
+        setup_logging(self.state_dir, foreground)
+        self.config = config_mod.load(self.config_path)
+        self.router = Router(self.config.routes)
+        self.audit = AuditLog(self.state_dir / "audit.log")
+        self.keystore = choose_keystore(self.state_dir)
+        self.sessions = Sessions(Vault(self.state_dir / "cache.bin", self.keystore))
+        self.npm = NpmrcSink(paths.npmrc_path(), self.config.npm_registries)
+        self._npm_tokens: Dict[str, str] = {}
+        self.tokens = TokenManager(self._build_sources(self.config), self.clock,
+                                   rng=rng or random.Random(), on_token=self._on_token)
+        self.refresher = Refresher(self.tokens)
+        self._server: Optional[SocketServer] = None
+        self._watcher: Any = None
+        self._ops: Dict[str, Callable[[Dict[str, Any], Peer], Dict[str, Any]]] = {
+            "ping": self._op_ping, "get": self._op_get, "invalidate": self._op_invalidate,
+            "status": self._op_status, "reload": self._op_reload, "stop": self._op_stop,
+            "login_start": self._op_login_start, "login_wait": self._op_login_wait,
+            "logout": self._op_logout,
+        }
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def _build_sources(self, cfg: config_mod.Config) -> Dict[str, Any]:
+        return {name: make_source(account, self.sessions.cache) for name, account in cfg.accounts.items()}
+
+    def _npm_slots(self) -> Dict[str, Tuple[str, Tuple[str, ...]]]:
+        slots = {}
+        for registry in self.config.npm_registries:
+            route = self.router.resolve(registry)
+            slots[registry] = (route.account, route.scopes)
+        return slots
+
+    def _on_token(self, account: str, scopes: Tuple[str, ...], token: Token) -> None:
+        self.sessions.persist()
+        changed = False
+        for registry, slot in self._npm_slots().items():
+            if slot == (account, scopes) and self._npm_tokens.get(registry) != token.access_token:
+                self._npm_tokens[registry] = token.access_token
+                changed = True
+        if changed:
+            try:
+                self.npm.write(self._npm_tokens)
+            except (OSError, CredhelperError) as exc:
+                log.warning("cannot update the npm config: %s", exc)
+
+    def _warm_npm(self) -> None:
+        for account, scopes in set(self._npm_slots().values()):
+            self.tokens.pin(account, scopes)
+        self.refresher.wake()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Bind (or take the systemd socket), serve until stopped, clean up."""
+        inherited = systemd.listen_fds()
+        if inherited:
+            sock, owned_path = inherited[0], None
+        else:
+            sock, owned_path = bind_unix(self.socket_path), self.socket_path
+        self._server = SocketServer(sock, self._handle, self.audit, path=owned_path)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            try:
+                signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread (tests): the caller stops us
+                break
+        self.refresher.start()
+        if self.config.npm_registries:
+            self.npm.watch()
+            self._warm_npm()
+        self._watch_config()
+        log.info("credhelper %s ready on %s (pid %d)", __version__,
+                 owned_path or "a socket from systemd", os.getpid())
+        systemd.ready()
+        try:
+            self._server.serve_forever()
+        finally:
+            self._cleanup()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            threading.Thread(target=self.reload, daemon=True).start()
+            return
+        log.info("signal %d: stopping", signum)
+        threading.Thread(target=self.stop, daemon=True).start()
+
+    def stop(self) -> None:
+        """Ask the server loop to end; ``serve`` returns after cleaning up."""
+        systemd.stopping()
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+
+    def _cleanup(self) -> None:
+        self.refresher.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
+        self.npm.stop()
+        self.sessions.persist()
+        self.audit.close()
+        log.info("stopped")
+
+    def _watch_config(self) -> None:
+        from .watch import FileWatcher  # watchdog is loaded only by the daemon
+
+        self._watcher = FileWatcher(self.config_path, self.reload)
+        self._watcher.start()
+
+    def reload(self) -> None:
+        """Load the config file again; a broken file keeps the running config and says why."""
+        try:
+            new = config_mod.load(self.config_path)
+            router = Router(new.routes)
+        except ConfigError as exc:
+            self._reload_error = exc.message
+            log.error("config reload refused, keeping the running config: %s", exc.message)
+            raise
+        with self._lock:
+            self.tokens.replace_sources(self._build_sources(new))
+            self.config, self.router = new, router
+            self._reload_error = None
+            self._npm_tokens = {r: t for r, t in self._npm_tokens.items() if r in new.npm_registries}
+            self.npm.set_registries(new.npm_registries)
+        if new.npm_registries:
+            self.npm.watch()
+            self._warm_npm()
+        log.info("config reloaded from %s", self.config_path)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _handle(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        return self._ops[request["op"]](request, peer)
+
+    @staticmethod
+    def _url(request: Dict[str, Any]) -> str:
+        url = request.get("url")
+        if not isinstance(url, str) or not url:
+            raise RequestError("'url' must be a non-empty string")
+        return url
+
+    def _op_ping(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        return {"ok": True, "version": __version__, "pid": os.getpid()}
+
+    def _op_get(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        url = self._url(request)
+        tool = str(request.get("for", "cli"))[:20]
+        try:
+            route = self.router.resolve(url)
+            token = self.tokens.get(route.account, route.scopes)
+            if any(c in token.access_token for c in _UNSAFE):
+                raise AuthFailed("the identity provider returned a token with control characters")
+        except CredhelperError as exc:
+            self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=tool, url=url[:300],
+                             outcome=exc.code)
+            raise
+        self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=tool, url=url[:300],
+                         account=route.account, outcome="ok")
+        return {"ok": True, "username": route.username, "token": token.access_token,
+                "expires_on": int(token.expires_on), "account": route.account}
+
+    def _op_invalidate(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        url = self._url(request)
+        token = request.get("token")
+        if not isinstance(token, str):
+            raise RequestError("'token' must be a string")
+        route = self.router.resolve(url)
+        dropped = self.tokens.invalidate(route.account, route.scopes, token)
+        self.audit.write(event="invalidate", pid=peer.pid, exe=peer.exe, url=url[:300],
+                         account=route.account, outcome="dropped" if dropped else "not_held")
+        return {"ok": True, "dropped": dropped}
+
+    def _op_status(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        return {
+            "ok": True, "version": __version__, "pid": os.getpid(),
+            "uptime": round(time.time() - self.started, 1),
+            "config": str(self.config_path), "config_error": self._reload_error,
+            "socket": str(self.socket_path), "state_dir": str(self.state_dir),
+            "key_storage": self.keystore.describe(), "cache_problem": self.sessions.problem,
+            "accounts": [self._account_status(name) for name in self.config.accounts],
+            "slots": self.tokens.status(),
+            "routes": [{"url": r.url, "account": r.account, "scopes": list(r.scopes)}
+                       for r in self.config.routes],
+            "npm": {"file": str(self.npm.path), "registries": list(self.config.npm_registries)},
+        }
+
+    def _account_status(self, name: str) -> Dict[str, Any]:
+        account = self.config.accounts[name]
+        info: Dict[str, Any] = {"name": name, "flow": account.flow}
+        source = self.tokens.source(name)
+        if hasattr(source, "signed_in"):
+            info["signed_in"] = source.signed_in()
+        return info
+
+    def _op_reload(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        self.reload()
+        return {"ok": True}
+
+    def _op_stop(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        threading.Timer(0.05, self.stop).start()
+        return {"ok": True}
+
+    def _interactive_source(self, request: Dict[str, Any]) -> Any:
+        name = request.get("account")
+        accounts = [a for a in self.config.accounts.values() if a.flow == "device_code"]
+        if name is None:
+            if len(accounts) != 1:
+                raise RequestError(
+                    "name the account to sign in: " + (", ".join(a.name for a in accounts) or
+                                                       "no device_code account is configured"))
+            name = accounts[0].name
+        if name not in self.config.accounts:
+            raise RequestError(f"no account named {str(name)[:60]!r} in {self.config_path}")
+        if self.config.accounts[name].flow != "device_code":
+            raise RequestError(f"account {name!r} signs in by itself ({self.config.accounts[name].flow})")
+        return name, self.tokens.source(name)
+
+    def _op_login_start(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        name, source = self._interactive_source(request)
+        flow = source.login_start()
+        self.audit.write(event="login_start", pid=peer.pid, exe=peer.exe, account=name)
+        return {"ok": True, "account": name, **flow}
+
+    def _op_login_wait(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        name, source = self._interactive_source(request)
+        wait = request.get("wait", 10)
+        if not isinstance(wait, (int, float)) or not 0 <= wait <= 60:
+            raise RequestError("'wait' must be a number of seconds between 0 and 60")
+        if request.get("cancel"):
+            source.login_cancel()
+        result = source.login_wait(float(wait))
+        if result.get("state") == "done":
+            self.sessions.persist()
+            self.tokens.drop_account(name)  # slots re-acquire with the new sign-in
+            self.audit.write(event="login", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
+        return {"ok": True, "account": name, **result}
+
+    def _op_logout(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        name, source = self._interactive_source(request)
+        source.logout()
+        self.tokens.drop_account(name)
+        self.sessions.persist()
+        npm_slots = self._npm_slots()
+        for registry, (account, _) in npm_slots.items():
+            if account == name:
+                self._npm_tokens.pop(registry, None)
+        self.npm.write(self._npm_tokens) if self._npm_tokens else self.npm.remove()
+        self.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
+        return {"ok": True, "account": name}

@@ -1,0 +1,169 @@
+"""``credhelper demo``: the whole product, offline, against the bundled emulator.
+
+Everything lives in a fresh temporary folder with its own HOME, so the user's real git, pip and
+npm configuration is never touched and no token lands inside the repository checkout.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .errors import CredhelperError
+
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _run(cmd: List[str], env: Dict[str, str], cwd: Optional[Path] = None) -> str:
+    """Run a step, echo it and its output indented; a failure ends the demo."""
+    shown = " ".join(cmd[:1] + [c for c in cmd[1:]])
+    _say(f"  $ {shown}")
+    proc = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=180)
+    for line in proc.stdout.rstrip().splitlines():
+        _say(f"    {line}")
+    if proc.returncode != 0:
+        raise CredhelperError(f"demo step failed (exit {proc.returncode}): {shown}")
+    return proc.stdout
+
+
+def _wait_for(path: Path, timeout: float, what: str, contains: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and contains in path.read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise CredhelperError(f"{what} did not appear within {timeout:g}s ({path})")
+
+
+def _write_config(root: Path, info: Dict[str, str], gp: Path) -> Path:
+    path = root / "home" / ".config" / "credhelper" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    command = json.dumps([str(gp), "idp", "token", "--audience", FEDERATION_AUDIENCE])
+    path.write_text(f"""# Written by `credhelper demo`: the workspace's own identity, no secret anywhere.
+[accounts.workspace]
+authority = "{info['idp_base']}/{info['tenant']}"
+client_id = "{info['federated_client_id']}"
+flow = "federated"
+assertion_command = {command}
+ca_bundle = "{info['ca_file']}"
+
+[[routes]]
+url = "{info['feed_base']}/"
+account = "workspace"
+preset = "azure-devops"
+
+[npm]
+registries = ["{info['npm_url']}"]
+""")
+    return path
+
+
+def _environment(root: Path, info: Dict[str, str]) -> Dict[str, str]:
+    env = dict(os.environ)
+    home = root / "home"
+    bindir = Path(sys.executable).parent
+    env.update({
+        "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"), "XDG_CACHE_HOME": str(home / ".cache"),
+        "CREDHELPER_SOCKET": str(root / "run" / "daemon.sock"),
+        "PATH": f"{bindir}{os.pathsep}{env.get('PATH', '')}",
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_TERMINAL_PROMPT": "0", "GIT_SSL_CAINFO": info["ca_file"],
+        "PIP_CERT": info["ca_file"], "PIP_CONFIG_FILE": str(home / ".config" / "pip" / "pip.conf"),
+        "NODE_EXTRA_CA_CERTS": info["ca_file"], "NPM_CONFIG_USERCONFIG": str(home / ".npmrc"),
+        "npm_config_update_notifier": "false", "npm_config_audit": "false", "npm_config_fund": "false",
+    })
+    for var in ("XDG_RUNTIME_DIR", "PIP_FIND_LINKS", "CREDHELPER_CONFIG", "CREDHELPER_STATE_DIR",
+                "npm_config_userconfig", "PYTHON_KEYRING_BACKEND"):
+        env.pop(var, None)
+    return env
+
+
+def run_demo(keep: bool = False) -> int:
+    """Run the demo; returns the exit code."""
+    root = Path(tempfile.mkdtemp(prefix="credhelper-demo-"))
+    os.chmod(root, 0o700)
+    emulator_dir = root / "emulator"
+    credhelper = [sys.executable, "-m", "credhelper"]
+    processes: List[subprocess.Popen] = []
+    env: Dict[str, str] = {}
+    try:
+        _say("[1/7] Starting the local Entra ID emulator and the private feed server")
+        emulator = subprocess.Popen([sys.executable, "-m", "credhelper.emulator", "serve", "--dir",
+                                     str(emulator_dir)], stdout=subprocess.DEVNULL,
+                                    stderr=open(root / "emulator.log", "w"))
+        processes.append(emulator)
+        _wait_for(emulator_dir / "emulator.json", 20, "the emulator")
+        info = json.loads((emulator_dir / "emulator.json").read_text())
+        _say(f"      identity provider {info['idp_base']}/{info['tenant']}, feeds {info['feed_base']}")
+
+        _say("[2/7] Writing a config: the workspace's own identity (workload identity federation)")
+        gp = root / "bin" / "gp"
+        gp.parent.mkdir()
+        gp.write_text(f"#!/bin/sh\n# stands in for Gitpod's `gp idp token`\nexec {sys.executable} "
+                      f"-m credhelper.emulator gp --dir {emulator_dir} \"$@\"\n")
+        gp.chmod(0o755)
+        config = _write_config(root, info, gp)
+        env = _environment(root, info)
+        _say(f"      {config}")
+
+        _say("[3/7] Starting the credhelper daemon")
+        _run(credhelper + ["start"], env)
+
+        _say("[4/7] Configuring git, pip and npm (inside the demo's own HOME)")
+        _run(credhelper + ["configure", "all"], env)
+        _wait_for(Path(env["NPM_CONFIG_USERCONFIG"]), 15, "the npm token block", "_authToken")
+
+        _say("[5/7] git clone over HTTPS, credential from git-credential-entra")
+        checkout = root / "demo"
+        _run(["git", "clone", "--quiet", info["git_url"], str(checkout)], env)
+
+        _say("[6/7] pip install from the private index, credential from the keyring backend")
+        _run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(root / "site"),
+              "--index-url", info["pypi_url"], "--keyring-provider", "import",
+              "--no-cache-dir", "hello-private"], env)
+
+        _say("[7/7] npm install from the private registry, token kept fresh in ~/.npmrc")
+        project = root / "npm-project"
+        project.mkdir()
+        (project / ".npmrc").write_text(f"registry={info['npm_url']}\n")
+        (project / "package.json").write_text(json.dumps({
+            "name": "credhelper-demo", "version": "1.0.0", "private": True,
+            "dependencies": {"hello-private": "^1.0.0", "@contoso/hello-scoped": "^1.0.0"}}))
+        _run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], env, cwd=project)
+
+        _say("\ncredhelper status:")
+        _run(credhelper + ["status"], env)
+        installed = sorted(p.name for p in (project / "node_modules").iterdir())
+        _say(f"npm packages installed: {', '.join(installed)}")
+        _say(f"Python package installed: {', '.join(sorted(p.name for p in (root / 'site').iterdir()))}")
+        _say("Cloned repository files:")
+        for path in sorted(checkout.iterdir()):
+            if path.name != ".git":
+                _say(f"  {path.name}")
+        return 0
+    finally:
+        if keep:
+            _say(f"\nLeft running (--keep); demo folder: {root}")
+        else:
+            if env:
+                subprocess.run(credhelper + ["stop"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=30)
+            for proc in processes:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,181 @@
+"""The Unix socket server: private directory, peer-uid check, one request per connection.
+
+A bad client never takes the daemon down: every failure becomes an error reply (or a closed
+connection) and the accept loop goes on (git's credential-cache--daemon ``serve_one_client``).
+"""
+
+import logging
+import os
+import selectors
+import socket
+import stat
+import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+from . import paths, protocol
+from .errors import Busy, ConfigError, CredhelperError, Forbidden, RequestError
+from .logs import AuditLog
+
+log = logging.getLogger("credhelper.server")
+
+_UCRED = struct.Struct("3i")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The process on the other end of a connection, as the kernel reports it."""
+
+    pid: int
+    uid: int
+    gid: int
+
+    @property
+    def exe(self) -> Optional[str]:
+        """The peer's executable, when /proc lets us see it."""
+        try:
+            return os.readlink(f"/proc/{self.pid}/exe")
+        except OSError:
+            return None
+
+
+Handler = Callable[[Dict[str, Any], Peer], Dict[str, Any]]
+
+
+def peer_of(conn: socket.socket) -> Peer:
+    """SO_PEERCRED of a connected Unix socket."""
+    pid, uid, gid = _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    return Peer(pid, uid, gid)
+
+
+def bind_unix(path: Path) -> socket.socket:
+    """Bind a listening socket at ``path`` inside a 0700 directory, socket mode 0600."""
+    paths.ensure_private_dir(path.parent)
+    if path.exists() or path.is_symlink():
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(os.fspath(path))
+        except OSError:
+            os.unlink(path)  # stale socket of a daemon that died
+        else:
+            raise ConfigError(f"another credhelper daemon already listens on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # the socket is born 0600: no window before a chmod
+    try:
+        sock.bind(os.fspath(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    return sock
+
+
+class SocketServer:
+    """Accepts connections and runs ``handler`` for each request on a worker thread."""
+
+    def __init__(self, sock: socket.socket, handler: Handler, audit: AuditLog,
+                 path: Optional[Path] = None, workers: int = 64, max_pending: int = 1024,
+                 read_timeout: float = 5.0) -> None:
+        self._sock = sock
+        self._path = path
+        self._handler = handler
+        self._audit = audit
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="credhelper-conn")
+        self._pending = threading.BoundedSemaphore(max_pending)
+        self._read_timeout = read_timeout
+        self._uid = os.getuid()
+        self._stop_r, self._stop_w = os.pipe()
+        self._stopped = threading.Event()
+
+    def serve_forever(self) -> None:
+        """Accept until ``shutdown()``."""
+        selector = selectors.DefaultSelector()
+        selector.register(self._sock, selectors.EVENT_READ)
+        selector.register(self._stop_r, selectors.EVENT_READ)
+        try:
+            while not self._stopped.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj == self._stop_r:
+                        return
+                    try:
+                        conn, _ = self._sock.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as exc:  # EMFILE and friends: keep serving the others
+                        log.warning("accept failed: %s", exc)
+                        continue
+                    self._dispatch(conn)
+        finally:
+            selector.close()
+
+    def _dispatch(self, conn: socket.socket) -> None:
+        if not self._pending.acquire(blocking=False):
+            self._reply(conn, Busy("too many requests in flight; try again").to_wire())
+            conn.close()
+            return
+        try:
+            self._pool.submit(self._serve_one, conn)
+        except RuntimeError:  # pool shut down
+            self._pending.release()
+            conn.close()
+
+    def _serve_one(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(self._read_timeout)
+            peer = peer_of(conn)
+            if peer.uid != self._uid:
+                self._audit.write(event="refused", pid=peer.pid, uid=peer.uid, exe=peer.exe,
+                                  reason="peer uid differs from the daemon's")
+                log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
+                self._reply(conn, Forbidden("this daemon serves only its own user").to_wire())
+                return
+            self._reply(conn, self._answer(conn, peer))
+        except Exception:  # noqa: BLE001 - the daemon must outlive any one client
+            log.exception("unexpected error while serving a client")
+        finally:
+            conn.close()
+            self._pending.release()
+
+    def _answer(self, conn: socket.socket, peer: Peer) -> Dict[str, Any]:
+        try:
+            request = protocol.parse_request(protocol.read_message(conn))
+            return self._handler(request, peer)
+        except CredhelperError as exc:
+            return exc.to_wire()
+        except socket.timeout:
+            return RequestError("no complete request received in time").to_wire()
+        except Exception:  # noqa: BLE001
+            log.exception("internal error while answering a request")
+            return CredhelperError("internal error; see the daemon log").to_wire()
+
+    @staticmethod
+    def _reply(conn: socket.socket, reply: Dict[str, Any]) -> None:
+        try:
+            conn.sendall(protocol.encode(reply))
+        except OSError:
+            pass  # the client went away; nothing to tell it
+
+    def shutdown(self) -> None:
+        """Stop accepting, finish requests in flight, remove our socket file."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        os.write(self._stop_w, b"x")
+        try:
+            self._sock.close()
+        finally:
+            if self._path is not None:
+                try:
+                    os.unlink(self._path)
+                except FileNotFoundError:
+                    pass
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            os.close(self._stop_r)
+            os.close(self._stop_w)

@@ -1,0 +1,47 @@
+"""Human-readable ``credhelper status`` from the daemon's status reply (which holds no token)."""
+
+import time
+from typing import Any, Dict, List
+
+
+def _when(epoch: Any, now: float) -> str:
+    if not isinstance(epoch, (int, float)):
+        return "-"
+    delta = int(epoch - now)
+    clock = time.strftime("%H:%M:%S", time.localtime(epoch))
+    if delta >= 0:
+        return f"{clock} (in {delta // 60}m{delta % 60:02d}s)"
+    return f"{clock} ({-delta // 60}m{-delta % 60:02d}s ago)"
+
+
+def render_status(reply: Dict[str, Any], now: float) -> str:
+    """Format the status reply as a few aligned lines."""
+    lines: List[str] = [
+        f"daemon   pid {reply.get('pid')}, version {reply.get('version')}, up {reply.get('uptime')}s",
+        f"config   {reply.get('config')}",
+        f"socket   {reply.get('socket')}",
+        f"keys     {reply.get('key_storage')}",
+    ]
+    if reply.get("config_error"):
+        lines.append(f"WARNING  config not reloaded: {reply['config_error']}")
+    if reply.get("cache_problem"):
+        lines.append(f"WARNING  token cache: {reply['cache_problem']}")
+    lines.append("accounts")
+    for account in reply.get("accounts", []):
+        line = f"  {account['name']:<16} {account['flow']}"
+        if account["flow"] == "device_code":
+            who = account.get("signed_in")
+            line += f"  signed in as {who.get('username')}" if who else "  not signed in: run credhelper login " + account["name"]
+        lines.append(line)
+    lines.append("tokens")
+    slots = reply.get("slots", [])
+    if not slots:
+        lines.append("  (none yet: a slot starts on first use)")
+    for slot in slots:
+        scopes = " ".join(slot.get("scopes", []))
+        lines.append(f"  {slot.get('account'):<16} {slot.get('state'):<10} {scopes}")
+        lines.append(f"  {'':<16} expires {_when(slot.get('expires_on'), now)}, "
+                     f"next refresh {_when(slot.get('next_refresh'), now)}")
+        if slot.get("reason"):
+            lines.append(f"  {'':<16} last error: {slot['reason']}")
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Shared fixtures: one emulator per session, a fresh workspace per test, and a leak check.
+
+The leak check: every access token, refresh token, client secret and assertion the emulator
+handed out during the run is searched for in every daemon log, audit log and every test's
+captured output; finding one fails the run.
+"""
+
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from harness import Workspace
+
+_scanned_files: List[Path] = []
+_captured: List[str] = []
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
+    """The Entra ID emulator and feed server, started once for the whole run."""
+    from credhelper.emulator import Emulator
+
+    em = Emulator(tmp_path_factory.mktemp("emulator"))
+    em.start()
+    yield em
+    _check_no_leaks(em)
+    em.stop()
+
+
+@pytest.fixture
+def em(emulator: "object") -> Iterator["object"]:
+    """The session emulator with faults cleared before and after the test."""
+    emulator.idp.clear_faults()
+    yield emulator
+    emulator.idp.clear_faults()
+
+
+@pytest.fixture
+def ws(tmp_path: Path, em: "object") -> Iterator[Workspace]:
+    """A fresh workspace; its daemon is stopped and its logs queued for the leak check."""
+    workspace = Workspace(tmp_path, em)
+    yield workspace
+    workspace.stop_daemon()
+    _scanned_files.extend([workspace.root / "daemon.stderr", workspace.state_dir / "daemon.log",
+                           workspace.state_dir / "audit.log"])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: "pytest.CallInfo[None]") -> Iterator[None]:
+    """Keep each test's captured output for the end-of-run leak check."""
+    outcome = yield
+    report = outcome.get_result()
+    _captured.extend(content for _, content in report.sections)
+    if report.longrepr is not None:
+        _captured.append(str(report.longrepr))
+
+
+def _check_no_leaks(em: "object") -> None:
+    secrets = [s for s in em.idp.secrets_issued() if len(s) >= 16]
+    texts = list(_captured)
+    for path in _scanned_files:
+        if path.exists():
+            texts.append(path.read_text(errors="replace"))
+    leaks = sum(1 for text in texts for secret in secrets if secret in text)
+    assert leaks == 0, f"{leaks} token/secret occurrences found in logs or captured output"
