@@ -1,0 +1,181 @@
+"""``make bench``: credhelper's speed and memory beside git credential-cache, in the same run.
+
+Prints tables; asserts nothing (these machines are noisy). Everything runs against the local
+emulator in a throwaway HOME.
+"""
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, List, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from credhelper import protocol  # noqa: E402
+from credhelper.emulator import Emulator  # noqa: E402
+from harness import BIN, Workspace  # noqa: E402
+
+
+def median_ms(samples: Sequence[float]) -> float:
+    """Median of seconds, in milliseconds."""
+    return statistics.median(samples) * 1000
+
+
+def percentile(samples: List[float], pct: float) -> float:
+    """Nearest-rank percentile of seconds, in milliseconds."""
+    ordered = sorted(samples)
+    index = max(0, min(len(ordered) - 1, int(round(pct / 100 * len(ordered))) - 1))
+    return ordered[index] * 1000
+
+
+def time_runs(fn: Callable[[], None], runs: int) -> List[float]:
+    """Wall time of ``runs`` calls, after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print a Markdown table."""
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+
+
+def bench_git_fill(ws: Workspace, runs: int = 30) -> None:
+    """`git credential fill` through our helper vs through git credential-cache."""
+    host = ws.em.feed_base.split("//", 1)[1]
+    query = f"protocol=https\nhost={host}\npath=git/demo.git\n\n"
+    cache_sock = ws.root / "cc" / "sock"
+    cache = ["git", "-c", "credential.helper=", "-c", f"credential.helper=cache --socket={cache_sock}"]
+    ws.run(cache + ["credential", "approve"],
+           input=f"protocol=https\nhost={host}\nusername=u\npassword=p\n\n")
+    entra = ["git", "-c", "credential.helper=", "-c", "credential.helper=entra",
+             "-c", "credential.useHttpPath=true"]
+
+    def fill(cmd: List[str]) -> Callable[[], None]:
+        return lambda: ws.run(cmd + ["credential", "fill"], input=query)
+
+    ours = time_runs(fill(entra), runs)
+    theirs = time_runs(fill(cache), runs)
+    ws.run(["git", "credential-cache", f"--socket={cache_sock}", "exit"], check=False)
+    table(f"`git credential fill`, whole process, median of {runs}",
+          ["helper", "median ms", "p90 ms"],
+          [["credhelper (git-credential-entra)", f"{median_ms(ours):.1f}", f"{percentile(ours, 90):.1f}"],
+           ["git credential-cache", f"{median_ms(theirs):.1f}", f"{percentile(theirs, 90):.1f}"],
+           ["ratio", f"{median_ms(ours) / median_ms(theirs):.2f}x", ""]])
+
+
+def _get_once(path: str, request: bytes) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    sock.sendall(request)
+    sock.shutdown(socket.SHUT_WR)
+    while sock.recv(65536):
+        pass
+    sock.close()
+
+
+def bench_throughput(ws: Workspace, per_level: int = 4000) -> None:
+    """Socket `get`s per second and latency at 1, 8 and 64 concurrent clients."""
+    path = str(ws.socket)
+    request = protocol.encode({"v": 1, "op": "get", "url": ws.em.git_url("demo.git"), "for": "bench"})
+    rows = []
+    for clients in (1, 8, 64):
+        latencies: List[float] = []
+        lock = threading.Lock()
+        each = per_level // clients
+
+        def worker() -> None:
+            mine = []
+            for _ in range(each):
+                start = time.perf_counter()
+                _get_once(path, request)
+                mine.append(time.perf_counter() - start)
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=worker) for _ in range(clients)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        rows.append([clients, len(latencies), f"{len(latencies) / elapsed:,.0f}",
+                     f"{percentile(latencies, 50):.2f}", f"{percentile(latencies, 99):.2f}"])
+    table("daemon throughput (`get` over the socket; clients are threads of one Python process)",
+          ["clients", "requests", "get/s", "p50 ms", "p99 ms"], rows)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_memory_and_start(ws: Workspace) -> None:
+    """Daemon RSS after 10,000 gets, and `credhelper start` to ready."""
+    path = str(ws.socket)
+    request = protocol.encode({"v": 1, "op": "get", "url": ws.em.git_url("demo.git"), "for": "bench"})
+    before = rss_mb(ws.daemon.pid)
+    for _ in range(10_000):
+        _get_once(path, request)
+    after = rss_mb(ws.daemon.pid)
+    ws.stop_daemon()
+    env = dict(ws.env)
+    env.pop("CREDHELPER_NO_AUTOSTART", None)
+    starts = []
+    for _ in range(5):
+        begin = time.perf_counter()
+        ws.run([str(BIN / "credhelper"), "start"], env=env)
+        starts.append(time.perf_counter() - begin)
+        ws.run([str(BIN / "credhelper"), "stop"], env=env)
+    table("daemon memory and start-up", ["measure", "value"],
+          [["RSS after start-up and first get", f"{before:.1f} MB"],
+           ["RSS after 10,000 more gets", f"{after:.1f} MB"],
+           ["`credhelper start` to ready, median of 5", f"{median_ms(starts):.0f} ms"]])
+
+
+def main() -> int:
+    """Run every benchmark against a fresh emulator."""
+    with tempfile.TemporaryDirectory(prefix="credhelper-bench-") as tmp:
+        root = Path(tmp)
+        em = Emulator(root / "emulator")
+        em.start()
+        try:
+            ws = Workspace(root / "ws", em)
+            ws.default_config()
+            ws.start_daemon()
+            ws.client().get(em.git_url("demo.git"))  # warm the slot
+            print(f"credhelper benchmarks — {time.strftime('%Y-%m-%d %H:%M')}, "
+                  f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+            bench_git_fill(ws)
+            bench_throughput(ws)
+            bench_memory_and_start(ws)
+            from pip_bench import bench_keyring, bench_pip
+            bench_keyring(ws)
+            bench_pip(ws)
+        finally:
+            ws.stop_daemon()
+            em.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
