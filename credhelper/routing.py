@@ -49,7 +49,7 @@ class Target(NamedTuple):
 
 def shorten(text: str, limit: int = 100) -> str:
     """``text`` made safe to quote in a one-line message: printable and at most ``limit`` chars."""
-    shown = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[:limit])
     return shown + "..." if len(text) > limit else shown
 
 
