@@ -23,8 +23,10 @@ from .routing import Router
 from .server import Peer, SocketServer, bind_unix
 from .sessions import Sessions
 from .sinks.npmrc import NpmrcSink
-from .tokens import Refresher, TokenManager
-from .vault import Vault, choose_keystore
+from .keystore import choose_keystore
+from .refresher import Refresher
+from .tokens import TokenManager
+from .vault import Vault
 
 log = logging.getLogger("credhelper.daemon")
 
@@ -56,7 +58,7 @@ class Daemon:
         self._npm_tokens: Dict[str, str] = {}
         self.tokens = TokenManager(self._build_sources(self.config), self.clock,
                                    rng=rng or random.Random(), on_token=self._on_token)
-        self.refresher = Refresher(self.tokens)
+        self.refresher = Refresher(self.tokens, self.clock)
         self._server: Optional[SocketServer] = None
         self._watcher: Any = None
         self._ops: Dict[str, Callable[[Dict[str, Any], Peer], Dict[str, Any]]] = {
@@ -69,7 +71,14 @@ class Daemon:
     # -- wiring -------------------------------------------------------------------------------
 
     def _build_sources(self, cfg: config_mod.Config) -> Dict[str, Any]:
-        return {name: make_source(account, self.sessions.cache) for name, account in cfg.accounts.items()}
+        """One source per account; an unchanged account keeps its source (and any sign-in in flight)."""
+        current = getattr(self, "tokens", None)
+        sources = {}
+        for name, account in cfg.accounts.items():
+            old = current.source(name) if current is not None else None
+            sources[name] = old if old is not None and old.account == account else make_source(
+                account, self.sessions.cache)
+        return sources
 
     def _npm_slots(self) -> Dict[str, Tuple[str, Tuple[str, ...]]]:
         slots = {}

@@ -245,6 +245,10 @@ class TokenManager:
                 slot.next_refresh = now if slot.token is None else max(now, slot.retry_at)
         self.wakeup.set()
 
+    def source(self, account: str) -> Optional[Source]:
+        """The source serving ``account``, if any."""
+        return self._sources.get(account)
+
     def drop_account(self, account: str) -> int:
         """Forget every slot of ``account`` (logout, fresh sign-in); returns how many."""
         with self._lock:
