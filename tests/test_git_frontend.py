@@ -281,3 +281,14 @@ def test_git_credential_reject_invalidates_our_token(gitenv, daemon):
     stdin = f"url=https://dev.azure.com/contoso/r\nusername=entra\npassword={TOKEN}\n\n"
     git(gitenv, "credential", "reject", stdin=stdin.encode()).check_returncode()
     assert [r["token"] for r in daemon.ops("invalidate")] == [TOKEN]
+
+
+def test_handle_is_pure_and_takes_its_client(daemon):
+    from io import BytesIO, StringIO
+
+    from credhelper.client import Client
+    stdout, stderr = BytesIO(), StringIO()
+    code = gitfront.handle("get", BytesIO(b"protocol=https\nhost=dev.azure.com\npath=contoso/r\n"),
+                           stdout, stderr, Client(socket_path=daemon.socket_path))
+    assert code == 0 and stderr.getvalue() == ""
+    assert lines(stdout.getvalue())["password"] == TOKEN

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
-from keyring import backend, credentials, errors
+from keyring import backend, errors
 from keyring.backends.chainer import ChainerBackend
 
 from credhelper.errors import NotSignedIn
