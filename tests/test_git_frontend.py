@@ -2,12 +2,14 @@
 
 import os
 import subprocess
+from io import BytesIO, StringIO
 import sys
 from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
 
+from credhelper.client import Client
 from credhelper.errors import AuthFailed, NotSignedIn
 from credhelper.frontends import git as gitfront
 from fakedaemon import FakeDaemon
@@ -284,9 +286,6 @@ def test_git_credential_reject_invalidates_our_token(gitenv, daemon):
 
 
 def test_handle_is_pure_and_takes_its_client(daemon):
-    from io import BytesIO, StringIO
-
-    from credhelper.client import Client
     stdout, stderr = BytesIO(), StringIO()
     code = gitfront.handle("get", BytesIO(b"protocol=https\nhost=dev.azure.com\npath=contoso/r\n"),
                            stdout, stderr, Client(socket_path=daemon.socket_path))
