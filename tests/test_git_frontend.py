@@ -231,6 +231,7 @@ def test_parse_follows_git_rules():
     ({"protocol": "HTTPS", "host": "h.example:444", "path": "a b/c"}, "https://h.example:444/a%20b/c"),
     ({"protocol": "https", "host": "[::1]:8443", "path": "r"}, "https://[::1]:8443/r"),
     ({"protocol": "https", "host": "h.example", "path": "a\nb"}, "https://h.example/a%0Ab"),
+    ({"protocol": "https", "host": "h.example", "path": "caf\udcc3\udca9"}, "https://h.example/caf%C3%A9"),
     ({"protocol": "https", "host": "h.example\\evil"}, None),
     ({"protocol": "http", "host": "h.example"}, None),
 ])

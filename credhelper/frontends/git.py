@@ -69,7 +69,8 @@ def target_url(scalars: Dict[str, str]) -> Optional[str]:
     if not host or any(ch in _BAD_HOST_CHARS for ch in host):
         return None
     # git hands us the path decoded; quote it back so the daemon sees a well-formed URL
-    path = urllib.parse.quote(scalars.get("path", "").lstrip("/"), safe=_PATH_SAFE)
+    path = urllib.parse.quote(scalars.get("path", "").lstrip("/"), safe=_PATH_SAFE,
+                              errors="surrogateescape")
     return f"https://{host}/{path}"
 
 
