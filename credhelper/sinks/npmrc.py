@@ -1,0 +1,248 @@
+"""Keeps ``//host/path/:_authToken=`` lines fresh in a managed block of the user npmrc.
+
+npm has no credential-helper hook and never refreshes a token itself, so the daemon calls
+``write()`` after every refresh. Everything outside the block stays byte-for-byte as it was.
+npm itself rewrites the whole file on ``npm config set`` (dropping comments, so our markers),
+which is why ``watch()`` puts the block back when someone else touches the file.
+"""
+
+import logging
+import os
+import re
+import stat
+import tempfile
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from ..errors import ConfigError, CredhelperError
+
+BEGIN = "# >>> credhelper >>>"
+END = "# <<< credhelper <<<"
+NOTE = "# Managed by credhelper: rewritten after every token refresh; edits in here are lost."
+DEBOUNCE = 0.2  # seconds of quiet before restoring: writers truncate, then write
+RECENT = 3  # our past tokens per registry recognised as ours when found outside the block
+log = logging.getLogger(__name__)
+_BEGIN_RE = re.compile(r"^# >>> credhelper >>>[ \t]*\r?$", re.M)
+_END_RE = re.compile(r"^# <<< credhelper <<<[ \t]*(\r?\n)?", re.M)
+# npm's ini parser splits keys at '=', strips ';'/'#' comments and unescapes '\\'; a key or
+# token holding any of these (or space, quotes, controls) would not reach npm as written.
+_INI_UNSAFE = frozenset(" \t\"'=;#\\") | frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
+_EVENTS = frozenset({"created", "deleted", "modified", "moved", "closed", "attrib"})
+
+
+def registry_key(url: str) -> str:
+    """npm's per-registry key for ``url``: ``//host[:port]/path/`` (443 omitted, trailing /)."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme != "https" or not parts.hostname or port == -1 or parts.username:
+        raise ConfigError(f"npm registry {url!r}: must be an https URL without credentials")
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if port in (None, 443) else f"{host}:{port}"
+    # A registry is a directory; npm walks up from each request URL to the longest key.
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    key = f"//{netloc}{path}"
+    if any(ch in _INI_UNSAFE for ch in key):
+        raise ConfigError(f"npm registry {url!r} cannot be written as an npmrc key")
+    return key
+
+
+def _find_block(text: str) -> Optional[Tuple[int, int, bool]]:
+    """(start, end, terminated) of the managed block, or None."""
+    end = _END_RE.search(text)
+    if end is None:
+        return None
+    begins = [m for m in _BEGIN_RE.finditer(text, 0, end.start())]
+    if not begins:
+        return None
+    return begins[-1].start(), end.end(), bool(end.group(1))
+
+
+def _without_block(text: str) -> str:
+    found = _find_block(text)
+    if found is None:
+        return text
+    start, end, terminated = found
+    before, after = text[:start], text[end:]
+    if not terminated:
+        # we put the block after a last line that had no newline: give that back exactly
+        before = before[:-2] if before.endswith("\r\n") else before[:-1] if before.endswith("\n") else before
+    return before + after
+
+
+def render(text: str, lines: List[str], stray: Iterable[str] = ()) -> str:
+    """``text`` with the managed block holding ``lines`` (and ``stray`` lines dropped outside)."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    block = newline.join([BEGIN, NOTE] + lines + [END])
+    stray_set = set(stray)
+    if stray_set:
+        # npm's own rewrite keeps our token lines but drops the markers around them
+        text = "".join(line for line in text.splitlines(keepends=True)
+                       if line.rstrip("\r\n") not in stray_set)
+    found = _find_block(text)
+    if found is not None:
+        start, end, terminated = found
+        return text[:start] + block + (newline if terminated else "") + text[end:]
+    if not text or text.endswith("\n"):
+        return text + block + newline
+    return text + newline + block
+
+
+class NpmrcSink:
+    """The managed block of one npmrc file, for the configured npm registries."""
+
+    def __init__(self, path: Path, registries: Iterable[str]) -> None:
+        self.path = Path(path)
+        self._keys: Dict[str, str] = {registry_key(url): url for url in registries}
+        self._tokens: Dict[str, str] = {}        # registry key -> current token
+        self._recent: Dict[str, List[str]] = {}  # registry key -> tokens we last wrote for it
+        self._created = False
+        self._lock = threading.Lock()
+        self._observer: Optional[Observer] = None
+        self._timer: Optional[threading.Timer] = None
+
+    def write(self, tokens: Mapping[str, str]) -> None:
+        """Set the token of each given registry (others keep theirs) and update the file."""
+        update = {}
+        for url, token in tokens.items():
+            key = registry_key(url)
+            if key not in self._keys:
+                raise ConfigError(f"npm registry {url!r} is not in [npm] registries")
+            if not token or any(ch in _INI_UNSAFE for ch in token):
+                raise ValueError(f"refusing to write the token for {url}: unsafe characters in it")
+            update[key] = token
+        with self._lock:
+            self._tokens.update(update)
+            self._sync()
+
+    def remove(self) -> None:
+        """Take the managed block (and any of our token lines npm moved out of it) out of the file."""
+        with self._lock:
+            self._tokens.clear()
+            text = self._read()
+            if text is not None:
+                stray = self._stray_lines()
+                kept = _without_block(render(text, [], stray) if stray else text)
+                if not kept and self._created:
+                    self.path.unlink()
+                elif kept != text:
+                    self._replace(kept)
+            self._recent.clear()
+
+    def watch(self) -> None:
+        """Restore the block within about a second whenever someone rewrites or deletes the file."""
+        if self._observer is not None:
+            return
+        handler = _Handler(self)
+        self._observer = Observer()
+        # Non-recursive on the file's directory (usually $HOME): replace and delete are
+        # directory events, and watching the file's inode would miss the rename of a new one.
+        self._observer.schedule(handler, str(self.path.parent), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        observer, self._observer = self._observer, None
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if observer is not None:
+            observer.stop()
+            observer.join(5)
+
+    def _changed(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(DEBOUNCE, self._restore)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _restore(self) -> None:
+        with self._lock:
+            self._timer = None
+            if not self._tokens or self._observer is None:
+                return
+            try:
+                self._sync()
+            except (CredhelperError, OSError) as exc:
+                log.warning("could not restore the credhelper block in %s: %s", self.path, exc)
+
+    def _stray_lines(self) -> List[str]:
+        return [f"{key}:_authToken={token}" for key, tokens in self._recent.items() for token in tokens]
+
+    def _sync(self) -> None:
+        """Make the file hold the current block (called with the lock held)."""
+        lines = [f"{key}:_authToken={self._tokens[key]}" for key in self._keys if key in self._tokens]
+        text = self._read()
+        if text is None:
+            self._created = True
+            text = ""
+        new = render(text, lines, self._stray_lines())
+        for key, token in self._tokens.items():
+            recent = self._recent.setdefault(key, [])
+            if token not in recent:
+                recent[:] = (recent + [token])[-RECENT:]
+        if new != text:
+            self._replace(new)
+        elif stat.S_IMODE(os.stat(self.path).st_mode) != 0o600:
+            os.chmod(self.path, 0o600)
+
+    def _read(self) -> Optional[str]:
+        try:
+            if self.path.is_symlink():
+                # Writing through it could put a token into a dotfiles checkout.
+                raise ConfigError(f"{self.path} is a symlink; credhelper does not write through "
+                                  "it (point NPM_CONFIG_USERCONFIG at a plain file)")
+            return self.path.read_bytes().decode("utf-8", "surrogateescape")
+        except FileNotFoundError:
+            return None
+
+    def _replace(self, text: str) -> None:
+        """Atomically replace the file with ``text``, mode 0600."""
+        directory = self.path.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.credhelper-", dir=directory)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(text.encode("utf-8", "surrogateescape"))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class _Handler(FileSystemEventHandler):
+    """Routes events on the npmrc (not its neighbours in $HOME) to the sink."""
+
+    def __init__(self, sink: NpmrcSink) -> None:
+        self.sink = sink
+        self.target = os.fsdecode(os.path.abspath(sink.path))
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        """Debounce a restore when the event touches our file."""
+        if event.event_type not in _EVENTS or event.is_directory:
+            return
+        paths = {os.path.abspath(os.fsdecode(p)) for p in (event.src_path, event.dest_path) if p}
+        if self.target in paths:
+            self.sink._changed()
