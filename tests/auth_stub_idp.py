@@ -261,6 +261,8 @@ def _handler_for(idp: StubIdp) -> type:
             length = int(self.headers.get("Content-Length") or 0)
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
             self._record(form)
+            if self._scripted():
+                return None
             if self.path.endswith("/oauth2/v2.0/devicecode"):
                 idp.device = {"device_code": secrets.token_urlsafe(16),
                               "user_code": secrets.token_hex(4).upper(), "outcome": None}
@@ -270,8 +272,6 @@ def _handler_for(idp: StubIdp) -> type:
                     "message": f"Open {idp.base}/device and enter {idp.device['user_code']}"})
             if not self.path.endswith("/oauth2/v2.0/token"):
                 return self._reply(404, {"error": "not_found"})
-            if self._scripted():
-                return None
             grant = form.get("grant_type")
             if grant == "client_credentials":
                 return self._client_credentials(form)
