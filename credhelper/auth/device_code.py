@@ -1,0 +1,221 @@
+"""A person's tokens: device-code sign-in once, then refresh tokens from the persistent cache.
+
+The refresh token lives in the daemon's ``SerializableTokenCache`` (the vault persists it); the
+access tokens MSAL also stores there are removed after each acquire, because we hold tokens in
+memory ourselves and the vault should carry no more than it must. Sign-in polls in a daemon
+thread, so ``login_wait`` can be called again and again with a short timeout and a stuck poll
+never holds up shutdown.
+"""
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+import msal
+
+from ..errors import AuthFailed, CredhelperError, IdpUnavailable, LoginFailed, Throttled
+from .base import Token
+from .http import HttpClient, NoStore
+from .msal_glue import authority_options, describe_error, not_signed_in, token_from_result
+
+if TYPE_CHECKING:
+    from ..config import Account
+
+_RT = msal.TokenCache.CredentialType.REFRESH_TOKEN
+_AT = msal.TokenCache.CredentialType.ACCESS_TOKEN
+_FAILURES = {
+    "access_denied": "sign-in was denied",
+    "authorization_declined": "sign-in was denied",
+    "expired_token": "the code expired before sign-in finished",
+    "code_expired": "the code expired before sign-in finished",
+    "cancelled": "sign-in was cancelled",
+}
+
+
+class _Login:
+    """One device-code sign-in in flight; the first outcome written wins."""
+
+    def __init__(self, flow: Dict[str, Any]) -> None:
+        self.flow = flow
+        self.cancel = threading.Event()
+        self.finished = threading.Event()
+        self.outcome: Dict[str, Any] = {"state": "pending"}
+        self._lock = threading.Lock()
+
+    def finish(self, outcome: Dict[str, Any]) -> None:
+        with self._lock:
+            if not self.finished.is_set():
+                self.outcome = outcome
+                self.finished.set()
+
+    def stopped(self, flow: Dict[str, Any]) -> bool:
+        return self.cancel.is_set() or flow.get("expires_at", 0) < time.time()
+
+
+def _failed(error: str, message: Optional[str] = None) -> Dict[str, Any]:
+    return {"state": "failed", "error": error,
+            "message": message or _FAILURES.get(error, f"sign-in failed: {error}")}
+
+
+class DeviceCodeSource:
+    """Device-code sign-in and refresh-token acquisition for one account."""
+
+    def __init__(self, account: "Account", cache: msal.SerializableTokenCache,
+                 http_client: HttpClient) -> None:
+        self.account = account
+        self._cache = cache
+        self._http = http_client
+        self._app: Optional[msal.PublicClientApplication] = None
+        self._lock = threading.Lock()
+        self._login: Optional[_Login] = None
+        self._home_account_id: Optional[str] = None  # who signed in through us, this run
+
+    def login_start(self, scopes: Sequence[str] = ()) -> Dict[str, Any]:
+        """Begin a sign-in: ``{"user_code", "verification_uri", "expires_at", "message"}``."""
+        self.login_cancel()
+        app = self._application()
+        try:
+            flow = app.initiate_device_flow(scopes=list(scopes))
+        except ValueError as exc:
+            raise LoginFailed(f"account '{self.account.name}': cannot start sign-in "
+                              f"({type(exc).__name__})") from exc
+        if "user_code" not in flow:
+            raise LoginFailed(f"account '{self.account.name}': cannot start sign-in: "
+                              f"{describe_error(flow)}")
+        login = _Login(flow)
+        self._login = login
+        threading.Thread(target=self._poll, args=(app, login), daemon=True,
+                         name=f"credhelper-login-{self.account.name}").start()
+        return {"user_code": flow["user_code"], "verification_uri": flow.get("verification_uri"),
+                "expires_at": flow["expires_at"], "message": flow.get("message")}
+
+    def login_wait(self, timeout: float) -> Dict[str, Any]:
+        """Wait up to ``timeout`` s: ``{"state": "pending"|"done"|"failed", "user", "error"}``."""
+        login = self._login
+        if login is None:
+            return _failed("not_started", "no sign-in in progress: run credhelper login")
+        login.finished.wait(max(timeout, 0.0))
+        return dict(login.outcome)
+
+    def login_cancel(self) -> None:
+        """Abandon the sign-in in flight, if any (its poll stops within a second)."""
+        login = self._login
+        if login is not None:
+            login.cancel.set()
+            login.finish(_failed("cancelled"))
+
+    def acquire(self, scopes: Tuple[str, ...], now: float) -> Token:
+        """A new token for ``scopes`` from the refresh token; NotSignedIn when there is none."""
+        with self._lock:
+            app = self._application()
+            account = self._signed_in_account(app)
+            if account is None:
+                raise not_signed_in(self.account)
+            try:
+                result = app.acquire_token_silent_with_error(
+                    list(scopes), account, force_refresh=True)
+            except ValueError as exc:
+                raise AuthFailed(f"account '{self.account.name}': unexpected answer from the "
+                                 f"identity provider ({type(exc).__name__})") from exc
+            finally:
+                self._drop_access_tokens(account["home_account_id"])
+        return token_from_result(self.account, result, now, user_flow=True)
+
+    def signed_in(self) -> Optional[Dict[str, Any]]:
+        """``{"username", "last_used"}`` of the signed-in user, or None."""
+        with self._lock:
+            app = self._application()
+            account = self._signed_in_account(app)
+            if account is None:
+                return None
+            return {"username": account.get("username"),
+                    "last_used": self._rt_time(account["home_account_id"])}
+
+    def logout(self) -> bool:
+        """Forget the signed-in user (refresh token included); False when nobody was."""
+        self.login_cancel()
+        with self._lock:
+            app = self._application()
+            mine = self._accounts(app)
+            for account in mine:
+                app.remove_account(account)
+            self._home_account_id = None
+            return bool(mine)
+
+    def close(self) -> None:
+        """Stop any sign-in and release connections."""
+        self.login_cancel()
+        self._http.close()
+
+    def _poll(self, app: msal.PublicClientApplication, login: _Login) -> None:
+        try:
+            while not login.finished.is_set():
+                try:
+                    result = app.acquire_token_by_device_flow(
+                        login.flow, exit_condition=login.stopped)
+                except (IdpUnavailable, Throttled) as exc:  # passing trouble: poll on until expiry
+                    wait = exc.retry_after or login.flow.get("interval", 5)
+                    if login.cancel.wait(wait) or login.stopped(login.flow):
+                        login.finish(_failed("cancelled" if login.cancel.is_set()
+                                             else "expired_token"))
+                    continue
+                self._settle(app, login, result)
+        except CredhelperError as exc:
+            login.finish(_failed(exc.code, exc.message))
+        except Exception as exc:  # a crashed poll must still end the wait with a reason
+            login.finish(_failed("error", f"sign-in failed ({type(exc).__name__})"))
+
+    def _settle(self, app: msal.PublicClientApplication, login: _Login,
+                result: Dict[str, Any]) -> None:
+        if "access_token" in result:
+            claims = result.get("id_token_claims") or {}
+            user = claims.get("preferred_username") or claims.get("upn")
+            with self._lock:
+                for account in app.get_accounts(username=user) if user else []:
+                    self._home_account_id = account["home_account_id"]
+                    self._drop_access_tokens(account["home_account_id"])
+            login.finish({"state": "done", "user": user})
+            return
+        error = str(result.get("error") or "error")
+        if error in ("authorization_pending", "slow_down"):
+            error = "cancelled" if login.cancel.is_set() else "expired_token"
+        known = error in _FAILURES
+        login.finish(_failed(error if known else "login_failed",
+                             None if known else f"sign-in failed: {describe_error(result)}"))
+
+    def _application(self) -> msal.PublicClientApplication:
+        if self._app is None:
+            try:
+                self._app = msal.PublicClientApplication(
+                    self.account.client_id, http_client=self._http, http_cache=NoStore(),
+                    token_cache=self._cache, **authority_options(self.account))
+            except ValueError as exc:
+                where = self.account.oidc_authority or self.account.authority
+                raise AuthFailed(f"account '{self.account.name}': cannot use authority "
+                                 f"{where} (OpenID discovery failed)") from exc
+        return self._app
+
+    def _accounts(self, app: msal.PublicClientApplication) -> List[Dict[str, Any]]:
+        """Cached accounts holding a refresh token of our client id (the cache may be shared)."""
+        return [a for a in app.get_accounts() if list(self._cache.search(_RT, query={
+            "client_id": self.account.client_id, "home_account_id": a["home_account_id"]}))]
+
+    def _signed_in_account(self, app: msal.PublicClientApplication) -> Optional[Dict[str, Any]]:
+        mine = self._accounts(app)
+        for account in mine:
+            if account["home_account_id"] == self._home_account_id:
+                return account
+        # Several users of one client id: the most recently refreshed one is the likely intent.
+        mine.sort(key=lambda a: self._rt_time(a["home_account_id"]) or 0.0, reverse=True)
+        return mine[0] if mine else None
+
+    def _rt_time(self, home_account_id: str) -> Optional[float]:
+        times = [float(rt["last_modification_time"]) for rt in self._cache.search(
+            _RT, query={"client_id": self.account.client_id, "home_account_id": home_account_id})
+            if str(rt.get("last_modification_time", "")).isdigit()]
+        return max(times) if times else None
+
+    def _drop_access_tokens(self, home_account_id: str) -> None:
+        for at in list(self._cache.search(_AT, query={
+                "client_id": self.account.client_id, "home_account_id": home_account_id})):
+            self._cache.remove_at(at)

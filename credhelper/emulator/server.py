@@ -1,0 +1,124 @@
+"""The Emulator: an Entra-shaped IdP, a managed-identity endpoint and a private feed server,
+each on its own loopback port, started and stopped together.
+"""
+
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Union
+
+from . import ca, jwt
+from .directory import EXCHANGE_AUDIENCE, App, FederatedSpec
+from .idp import IdentityProvider
+from .msi import ManagedIdentityEndpoint
+from .web import Server, server_tls
+
+TENANT = "contoso"
+WORKSPACE_SUBJECT = "workspace:demo"
+
+
+class Emulator:
+    """Local IdP + feeds over HTTPS with a generated CA; a context manager."""
+
+    def __init__(self, workdir: Union[str, Path], tenant: str = TENANT, idp_port: int = 0,
+                 feed_port: int = 0, msi_port: int = 0) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tenant = tenant
+        self._ports = (idp_port, feed_port, msi_port)
+        self._stopping = threading.Event()
+        self._servers: list = []
+        tls = ca.ensure_tls(self.workdir)
+        self.ca_file: Path = tls.ca_file
+        self._tls = server_tls(str(tls.server_cert), str(tls.server_key))
+        self.idp = IdentityProvider(
+            jwt.SigningKey(ca.load_or_create_key(self.workdir / "idp_signing.key")),
+            jwt.SigningKey(ca.load_or_create_key(self.workdir / "workspace_issuer.key")),
+            self._stopping)
+        self.msi = ManagedIdentityEndpoint(self.idp, tenant, self._stopping)
+        self.client_secret = secrets.token_urlsafe(32)
+        self.cert_file = self.workdir / "cert-app.pem"
+        self.idp_base = self.feed_base = self.msi_endpoint = ""
+
+    def __repr__(self) -> str:
+        return "Emulator(idp_base={!r}, feed_base={!r})".format(self.idp_base, self.feed_base)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "Emulator":
+        """Bind the ports, register the default apps and serve in background threads."""
+        idp_port, feed_port, msi_port = self._ports
+        idp_server = Server(self.idp, "127.0.0.1", idp_port, self._tls)
+        self.idp_base = self.idp.base = "https://127.0.0.1:{}".format(idp_server.port)
+        msi_server = Server(self.msi, "127.0.0.1", msi_port)
+        self.msi_endpoint = "http://127.0.0.1:{}/msi/token".format(msi_server.port)
+        self._servers = [idp_server, msi_server]
+        self.idp.directory.issuers[self.workspace_issuer] = self.idp.workspace_key.public_key
+        self._register_defaults()
+        for server in self._servers:
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop every server; requests held by a timeout fault are released."""
+        self._stopping.set()
+        for server in self._servers:
+            server.stop()
+        self._servers = []
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- identities ----------------------------------------------------------------------------
+    @property
+    def workspace_issuer(self) -> str:
+        """The OIDC issuer standing in for the workspace (Gitpod's ``gp idp token``)."""
+        return self.idp.workspace_issuer
+
+    @property
+    def apps(self) -> Dict[str, App]:
+        """App registrations by client id."""
+        return self.idp.directory.apps
+
+    @property
+    def msi_header(self) -> str:
+        """The secret the managed-identity endpoint wants in ``X-IDENTITY-HEADER``."""
+        return self.msi.header
+
+    def register_app(self, client_id: str, secret: Optional[str] = None,
+                     certificate_pem: Optional[Union[str, bytes]] = None,
+                     federated: Sequence[FederatedSpec] = (), public: bool = False,
+                     managed_identity: bool = False) -> App:
+        """Add an app registration; ``federated`` holds ``(issuer, subject[, audience])``."""
+        return self.idp.directory.register(client_id, secret, certificate_pem, federated, public,
+                                           managed_identity)
+
+    def mint_workspace_token(self, subject: str = WORKSPACE_SUBJECT,
+                             audience: str = EXCHANGE_AUDIENCE, lifetime: int = 3600) -> str:
+        """An ID token from the workspace issuer, as ``gp idp token`` prints it."""
+        return mint_workspace_token(self.idp.workspace_key, self.workspace_issuer, subject,
+                                    audience, lifetime)
+
+    def _register_defaults(self) -> None:
+        self.register_app("fed-app", federated=[(self.workspace_issuer, WORKSPACE_SUBJECT)])
+        self.register_app("secret-app", secret=self.client_secret)
+        if self.cert_file.exists():
+            pem = self.cert_file.read_bytes()
+        else:
+            pem, _ = ca.self_signed_client_cert("cert-app")
+            ca.write_private(self.cert_file, pem)
+        self.register_app("cert-app", certificate_pem=pem)
+        self.register_app("public-app", public=True)
+        self.register_app("mi-app", managed_identity=True)
+
+
+def mint_workspace_token(key: jwt.SigningKey, issuer: str, subject: str = WORKSPACE_SUBJECT,
+                         audience: str = EXCHANGE_AUDIENCE, lifetime: int = 3600) -> str:
+    """Sign a workspace ID token with ``key``; shared by the Emulator and the fake ``gp``."""
+    now = int(time.time())
+    return key.sign({"iss": issuer, "sub": subject, "aud": audience, "iat": now,
+                     "nbf": min(now, now + lifetime), "exp": now + lifetime,
+                     "jti": secrets.token_hex(8)})
