@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 from . import ca, jwt
 from .directory import EXCHANGE_AUDIENCE, App, FederatedSpec
+from .feeds import FeedServer, default_content
 from .idp import IdentityProvider
 from .msi import ManagedIdentityEndpoint
 from .web import Server, server_tls
@@ -37,6 +38,8 @@ class Emulator:
             jwt.SigningKey(ca.load_or_create_key(self.workdir / "workspace_issuer.key")),
             self._stopping)
         self.msi = ManagedIdentityEndpoint(self.idp, tenant, self._stopping)
+        self.feeds = FeedServer(self.workdir / "feeds", self.idp)
+        self.idp.feed_log = self.feeds.log
         self.client_secret = secrets.token_urlsafe(32)
         self.cert_file = self.workdir / "cert-app.pem"
         self.idp_base = self.feed_base = self.msi_endpoint = ""
@@ -52,7 +55,10 @@ class Emulator:
         self.idp_base = self.idp.base = "https://127.0.0.1:{}".format(idp_server.port)
         msi_server = Server(self.msi, "127.0.0.1", msi_port)
         self.msi_endpoint = "http://127.0.0.1:{}/msi/token".format(msi_server.port)
-        self._servers = [idp_server, msi_server]
+        feed_server = Server(self.feeds, "127.0.0.1", feed_port, self._tls)
+        self.feed_base = self.feeds.base = "https://localhost:{}".format(feed_server.port)
+        self._servers = [idp_server, msi_server, feed_server]
+        default_content(self.feeds)
         self.idp.directory.issuers[self.workspace_issuer] = self.idp.workspace_key.public_key
         self._register_defaults()
         for server in self._servers:
@@ -71,6 +77,21 @@ class Emulator:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    # -- feeds ---------------------------------------------------------------------------------
+    def git_url(self, repo: str = "demo.git") -> str:
+        """The clone URL of a repo on the feed server."""
+        return "{}/git/{}".format(self.feed_base, repo)
+
+    @property
+    def pypi_url(self) -> str:
+        """The PEP 503 index URL (``--index-url``)."""
+        return self.feed_base + "/pypi/simple/"
+
+    @property
+    def npm_url(self) -> str:
+        """The npm registry URL."""
+        return self.feed_base + "/npm/"
 
     # -- identities ----------------------------------------------------------------------------
     @property

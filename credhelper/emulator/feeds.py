@@ -1,0 +1,177 @@
+"""The private feed server: git smart HTTP, a PEP 503 simple index and an npm registry.
+
+Every request needs an access token from the emulated IdP for one of the feed audiences, sent
+as Basic (any user name, the token as password) or Bearer. The log records who came and what
+they got, never the token.
+"""
+
+import base64
+import hashlib
+import html
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import unquote
+
+from . import jwt, packages
+from .gitrepos import create_repo, http_backend
+from .idp import IdentityProvider
+from .web import Request, Response, json_response, text_response
+
+FEED_AUDIENCES = frozenset(("499b84ac-1321-427f-aa17-267ca6975798", "api://credhelper-feed"))
+REALM = "credhelper-emulator"
+
+
+class FeedServer:
+    """Serves git repos, Python packages and npm packages from ``root``; thread-safe."""
+
+    def __init__(self, root: Path, idp: IdentityProvider) -> None:
+        self.root = root
+        self.git_root = root / "git"
+        self.git_root.mkdir(parents=True, exist_ok=True)
+        self.idp = idp
+        self.base = ""                       # set by the Emulator once the port is known
+        self.log: List[Dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._python: Dict[str, Dict[str, bytes]] = {}      # normalized name -> filename -> data
+        self._npm: Dict[str, Dict[str, bytes]] = {}         # package name -> version -> tarball
+
+    def __repr__(self) -> str:
+        return "FeedServer(base={!r})".format(self.base)
+
+    # -- content -------------------------------------------------------------------------------
+    def add_wheel(self, name: str, version: str) -> str:
+        """Publish a built wheel; returns its file name."""
+        return self._add_python(name, *packages.wheel(name, version))
+
+    def add_sdist(self, name: str, version: str) -> str:
+        """Publish a built sdist; returns its file name."""
+        return self._add_python(name, *packages.sdist(name, version))
+
+    def _add_python(self, name: str, filename: str, data: bytes) -> str:
+        with self._lock:
+            self._python.setdefault(packages.normalize(name), {})[filename] = data
+        return filename
+
+    def add_npm(self, name: str, version: str) -> None:
+        """Publish an npm package version (``name`` may be ``@scope/name``)."""
+        with self._lock:
+            self._npm.setdefault(name, {})[version] = packages.npm_tarball(name, version)
+
+    def add_git_repo(self, name: str) -> Path:
+        """Create a bare repo with a README commit; returns its path."""
+        return create_repo(self.git_root, name if name.endswith(".git") else name + ".git")
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def __call__(self, request: Request) -> Response:
+        """Authenticate, route, answer, log."""
+        kind, claims, reason = self._authenticate(request)
+        if claims is None:
+            response = text_response(401, "Unauthorized: {}\n".format(reason))
+            response.headers += [
+                ("WWW-Authenticate", 'Basic realm="{}"'.format(REALM)),
+                ("WWW-Authenticate", 'Bearer authorization_uri="{}/{}/oauth2/v2.0/authorize"'
+                 .format(self.idp.base, "common"))]
+        else:
+            response = self._route(request, claims)
+        entry = {"time": time.time(), "method": request.method, "path": request.path,
+                 "auth": kind, "sub": (claims or {}).get("sub"), "upn": (claims or {}).get("upn"),
+                 "appid": (claims or {}).get("appid"), "status": response.status}
+        if claims is None:
+            entry["reason"] = reason
+        with self._lock:
+            self.log.append(entry)
+        return response
+
+    def _authenticate(self, request: Request) -> Tuple[Optional[str], Optional[dict], str]:
+        scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() == "basic":
+            kind = "basic"
+            try:
+                token = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+            except ValueError:
+                return kind, None, "malformed Basic credentials"
+        elif scheme.lower() == "bearer":
+            kind, token = "bearer", value.strip()
+        else:
+            return None, None, "no credentials"
+        try:
+            claims = self.idp.check_access_token(token)
+        except jwt.JwtError as exc:
+            return kind, None, "token rejected ({})".format(exc)
+        if claims.get("aud") not in FEED_AUDIENCES:
+            return kind, None, "token audience {!r} is not this feed".format(claims.get("aud"))
+        return kind, claims, ""
+
+    def _route(self, request: Request, claims: dict) -> Response:
+        parts = request.path.split("/", 2)       # "", "git"|"pypi"|"npm", rest
+        area, rest = (parts[1], parts[2] if len(parts) > 2 else "") if len(parts) > 1 else ("", "")
+        if area == "git":
+            user = claims.get("upn") or claims.get("appid") or claims.get("sub") or "anonymous"
+            return http_backend(self.git_root, request, "/" + unquote(rest), str(user))
+        if area == "pypi" and request.method in ("GET", "HEAD"):
+            return self._pypi(rest)
+        if area == "npm" and request.method in ("GET", "HEAD"):
+            return self._npm_get(unquote(rest))
+        return text_response(404, "not found")
+
+    def _pypi(self, rest: str) -> Response:
+        bits = [b for b in rest.split("/") if b]
+        with self._lock:
+            projects = {name: dict(files) for name, files in self._python.items()}
+        if bits == ["simple"]:
+            links = "".join('<a href="{0}/">{0}</a>\n'.format(html.escape(n)) for n in sorted(projects))
+            return _html("Simple index", links)
+        if len(bits) == 2 and bits[0] == "simple":
+            files = projects.get(packages.normalize(unquote(bits[1])))
+            if files is None:
+                return text_response(404, "no such project")
+            name = packages.normalize(unquote(bits[1]))
+            links = "".join('<a href="../../files/{}/{}#sha256={}">{}</a>\n'.format(
+                name, f, hashlib.sha256(d).hexdigest(), html.escape(f)) for f, d in sorted(files.items()))
+            return _html("Links for " + name, links)
+        if len(bits) == 3 and bits[0] == "files":
+            data = projects.get(bits[1], {}).get(unquote(bits[2]))
+            if data is not None:
+                return Response(200, data, [("Content-Type", "application/octet-stream")])
+        return text_response(404, "not found")
+
+    def _npm_get(self, rest: str) -> Response:
+        name, _, tarball = rest.strip("/").partition("/-/")
+        with self._lock:
+            versions = dict(self._npm.get(name, {}))
+        if not versions:
+            return json_response(404, {"error": "Not found"})
+        if tarball:
+            for version, data in versions.items():
+                if tarball == "{}-{}.tgz".format(name.split("/")[-1], version):
+                    return Response(200, data, [("Content-Type", "application/octet-stream")])
+            return json_response(404, {"error": "Not found"})
+        return json_response(200, self._packument(name, versions))
+
+    def _packument(self, name: str, versions: Dict[str, bytes]) -> Dict[str, Any]:
+        latest = max(versions, key=lambda v: tuple(int(x) if x.isdigit() else 0
+                                                   for x in v.split(".")))
+        docs = {}
+        for version, data in versions.items():
+            tarball_url = "{}/npm/{}/-/{}-{}.tgz".format(self.base, name, name.split("/")[-1],
+                                                        version)
+            docs[version] = {"name": name, "version": version, "main": "index.js",
+                             "dist": dict(packages.npm_integrity(data), tarball=tarball_url)}
+        return {"_id": name, "name": name, "dist-tags": {"latest": latest}, "versions": docs}
+
+
+def _html(title: str, body: str) -> Response:
+    page = ('<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="1.0">'
+            "<title>{}</title></head><body>\n{}</body></html>\n".format(html.escape(title), body))
+    return Response(200, page.encode(), [("Content-Type", "text/html; charset=utf-8")])
+
+
+def default_content(feeds: FeedServer) -> None:
+    """What the feed holds at start: demo.git, hello-private for pip, two npm packages."""
+    feeds.add_git_repo("demo.git")
+    feeds.add_wheel("hello-private", "1.0.0")
+    feeds.add_sdist("hello-private", "1.0.0")
+    feeds.add_npm("hello-private", "1.0.0")
+    feeds.add_npm("@contoso/hello-scoped", "1.0.0")
