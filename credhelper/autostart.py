@@ -50,12 +50,16 @@ def daemon_command() -> List[str]:
     return [sys.executable, "-m", "credhelper", "daemon"]
 
 
-def ensure_daemon(socket_path: Path, timeout: float = 5.0) -> bool:
-    """Make a daemon answer on ``socket_path``, starting one if none does; True when one answers."""
+def ensure_daemon(socket_path: Path, timeout: float = 5.0, force: bool = False) -> bool:
+    """Make a daemon answer on ``socket_path``, starting one if none does; True when one answers.
+
+    ``force`` is for an explicit ``credhelper start``: it starts even when
+    ``CREDHELPER_NO_AUTOSTART`` keeps git and pip from doing so.
+    """
     socket_path = Path(socket_path)
     if _answers(socket_path):
         return True
-    if disabled():
+    if disabled() and not force:
         return False
     deadline = time.monotonic() + timeout
     paths.ensure_private_dir(socket_path.parent)

@@ -7,11 +7,17 @@ put into it is checked against a narrow pattern first, so no option can inject T
 import base64
 import binascii
 import json
+import os
 import re
-from typing import Dict, List, Optional
+import subprocess
+import tempfile
+from typing import Callable, Dict, List, Optional
 
+from . import paths
 from .errors import ConfigError
 
+ASSERTION_TIMEOUT = 30.0
+ASSERTION_LIMIT = 64 * 1024
 GITPOD_ASSERTION = ["gp", "idp", "token", "--audience", "api://AzureADTokenExchange"]
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 ACCOUNT = "work"
@@ -71,8 +77,8 @@ def render_config(
 def _gitpod_account() -> List[str]:
     return [
         "# The workspace proves who it is with a Gitpod OIDC token; Entra trades it for an access",
-        "# token. No secret and no sign-in: the app registration needs a federated credential for",
-        "# this workspace's issuer and subject (credhelper init --gitpod prints them).",
+        "# token. No secret and no sign-in: the app registration needs a federated credential",
+        "# for this workspace's issuer, subject and audience.",
         'flow = "federated"',
         "assertion_command = [" + ", ".join(_q(word) for word in GITPOD_ASSERTION) + "]",
     ]
@@ -152,3 +158,55 @@ def federated_credential_hint(token: str) -> Dict[str, str]:
     # Entra only accepts the exchange audience; point at it when the token carries several.
     hint["audience"] = FEDERATION_AUDIENCE if FEDERATION_AUDIENCE in audiences else str(audiences[0])
     return hint
+
+
+def run_init(
+    org: Optional[str] = None, gitpod: bool = False, device_code: bool = False,
+    tenant: Optional[str] = None, client_id: Optional[str] = None, force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """``credhelper init``: write the starter config; with ``gitpod``, say what to register."""
+    text = render_config(azure_devops=org, gitpod=gitpod, device_code=device_code,
+                         tenant=tenant, client_id=client_id)
+    path = paths.config_path()
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; add --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    echo(f"credhelper: wrote {path}")
+    if gitpod:
+        for line in _federation_advice(str(client_id)):
+            echo(line)
+    else:
+        echo("credhelper: next, run: credhelper start && credhelper login")
+    return 0
+
+
+def _federation_advice(client_id: str) -> List[str]:
+    """What to register on the app, read from this workspace's own ``gp idp token``."""
+    try:
+        result = subprocess.run(
+            GITPOD_ASSERTION, stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=ASSERTION_TIMEOUT,
+        )
+        if result.returncode != 0 or len(result.stdout) > ASSERTION_LIMIT:
+            raise ConfigError("gp idp token failed")
+        hint = federated_credential_hint(result.stdout.decode("ascii", "replace"))
+    except (OSError, subprocess.TimeoutExpired, ConfigError):
+        return [
+            "credhelper: could not read this workspace's identity (is `gp` here?); in a Gitpod",
+            "  workspace, `credhelper init --gitpod` prints the issuer and subject to register.",
+        ]
+    return [
+        f"credhelper: ask an Entra admin to add a federated credential to app {client_id}:",
+        f"  issuer:   {hint['issuer']}",
+        f"  subject:  {hint['subject']}",
+        f"  audience: {hint['audience']}",
+    ]

@@ -128,6 +128,9 @@ def test_no_autostart_env_disables_it(tmp_path, env, monkeypatch):
     with pytest.raises(DaemonUnavailable, match="not running"):
         Client(_sock(tmp_path), autostart=True).call("ping")
     assert _started_pids(env) == []
+    # An explicit `credhelper start` still starts it.
+    assert autostart.ensure_daemon(_sock(tmp_path), timeout=20, force=True) is True
+    assert len(_started_pids(env)) == 1
 
 
 def test_clients_do_not_autostart_unless_asked(tmp_path, env):

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from credhelper.errors import ConfigError
-from credhelper.init_config import federated_credential_hint, render_config
+from credhelper.init_config import federated_credential_hint, render_config, run_init
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,3 +113,56 @@ def test_a_bad_assertion_is_an_error_that_does_not_repeat_it(token):
             assert part not in message
     assert info.value.__cause__ is None
     assert info.value.__context__ is None or info.value.__suppress_context__
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("CREDHELPER_CONFIG", raising=False)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    return tmp_path
+
+
+def test_run_init_for_gitpod_writes_the_config_and_tells_what_to_register(home):
+    token = _jwt({"iss": "https://api.gitpod.io/idp", "sub": "ws:alice/app", "aud": "api://AzureADTokenExchange"})
+    gp = home / "bin" / "gp"
+    gp.write_text(f"#!/bin/sh\n[ \"$*\" = 'idp token --audience api://AzureADTokenExchange' ] || exit 9\n"
+                  f"echo '{token}'\n")
+    gp.chmod(0o755)
+    out = []
+
+    assert run_init(org="contoso", gitpod=True, tenant=TENANT, client_id=CLIENT, echo=out.append) == 0
+    path = home / "config" / "credhelper" / "config.toml"
+    assert tomllib.loads(path.read_text())["accounts"]["work"]["flow"] == "federated"
+    assert out == [
+        f"credhelper: wrote {path}",
+        f"credhelper: ask an Entra admin to add a federated credential to app {CLIENT}:",
+        "  issuer:   https://api.gitpod.io/idp",
+        "  subject:  ws:alice/app",
+        "  audience: api://AzureADTokenExchange",
+    ]
+    assert all(part not in "\n".join(out) for part in token.split("."))
+
+
+def test_run_init_keeps_an_existing_config_unless_forced(home):
+
+    path = home / "config" / "credhelper" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text("# mine\n")
+    with pytest.raises(ConfigError, match="already exists"):
+        run_init(device_code=True, tenant=TENANT, client_id=CLIENT, echo=lambda _: None)
+    assert path.read_text() == "# mine\n"
+    out = []
+    run_init(device_code=True, tenant=TENANT, client_id=CLIENT, force=True, echo=out.append)
+    assert tomllib.loads(path.read_text())["accounts"]["work"]["flow"] == "device_code"
+    assert out[-1] == "credhelper: next, run: credhelper start && credhelper login"
+
+
+def test_run_init_without_gp_still_writes_and_explains(home):
+
+    out = []
+    assert run_init(gitpod=True, tenant=TENANT, client_id=CLIENT, echo=out.append) == 0
+    assert "could not read this workspace's identity" in out[1]
