@@ -1,5 +1,6 @@
-"""``python -m credhelper``: the same as the ``credhelper`` command."""
+"""``python -m credhelper``: what autostart and the systemd unit run when no console script is at hand."""
 
-from .cli import main
+from credhelper.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

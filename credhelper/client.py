@@ -17,28 +17,20 @@ DEFAULT_TIMEOUT = 10.0
 class Client:
     """Talks to the daemon: one connection per request, as the protocol says."""
 
-    def __init__(self, socket_path: Optional[Path] = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, socket_path: Optional[Path] = None, timeout: float = DEFAULT_TIMEOUT,
+        autostart: bool = False,
+    ) -> None:
         self.socket_path = Path(socket_path) if socket_path else paths.socket_path()
         self.timeout = timeout
+        self.autostart = autostart
 
     def request(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
         """Send one request and return the raw reply (``ok`` may be false)."""
         message = {"v": protocol.VERSION, "op": op}
         message.update({k: v for k, v in fields.items() if v is not None})
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout if timeout is None else timeout)
+        sock = self._connect(self.timeout if timeout is None else timeout)
         try:
-            try:
-                sock.connect(os.fspath(self.socket_path))
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                raise DaemonUnavailable(
-                    f"credhelper daemon is not running (no socket at {self.socket_path}); "
-                    "run: credhelper start"
-                ) from exc
-            except OSError as exc:
-                raise DaemonUnavailable(
-                    f"cannot reach the credhelper daemon at {self.socket_path}: {exc.strerror or exc}"
-                ) from exc
             try:
                 sock.sendall(protocol.encode(message))
                 sock.shutdown(socket.SHUT_WR)
@@ -52,6 +44,38 @@ class Client:
         if not data:
             raise DaemonUnavailable("the credhelper daemon closed the connection without answering")
         return protocol.decode(data)
+
+    def _connect(self, timeout: float) -> socket.socket:
+        """A connected socket; with ``autostart``, start the daemon once when nothing listens."""
+        try:
+            return self._connect_once(timeout)
+        except DaemonUnavailable as exc:
+            # Only "nothing listens" starts a daemon: a slow or foreign socket must not get a twin.
+            nothing_listens = isinstance(exc.__cause__, (FileNotFoundError, ConnectionRefusedError))
+            if not (self.autostart and nothing_listens):
+                raise
+            from . import autostart  # imported only here, off the hot path
+            if not autostart.ensure_daemon(self.socket_path):
+                raise
+        return self._connect_once(timeout)
+
+    def _connect_once(self, timeout: float) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(os.fspath(self.socket_path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            raise DaemonUnavailable(
+                f"credhelper daemon is not running (no socket at {self.socket_path}); "
+                "run: credhelper start"
+            ) from exc
+        except OSError as exc:
+            sock.close()
+            raise DaemonUnavailable(
+                f"cannot reach the credhelper daemon at {self.socket_path}: {exc.strerror or exc}"
+            ) from exc
+        return sock
 
     def call(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
         """Send one request; a failed reply is raised as the matching ``CredhelperError``."""

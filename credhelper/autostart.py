@@ -1,0 +1,138 @@
+"""Start the daemon on first use, from whichever git or pip process needs it first.
+
+Many tools run at once (``pip install`` with several indexes, ``git fetch --all``, a build
+spawning dozens of git calls), so starting must be race-free: every starter takes one exclusive
+``flock`` beside the socket, looks again, and only the first one through finds nothing and
+spawns the daemon; the others find it answering. The kernel drops a ``flock`` when its holder
+dies, so a crashed starter cannot wedge the next one.
+
+Standard library only: this runs in every git and pip process.
+"""
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from . import paths
+from .client import Client
+
+LOCK_SUFFIX = ".lock"
+LOG_NAME = "autostart.log"
+_POLL_START = 0.02
+_POLL_MAX = 0.25
+
+# Daemons we started stay referenced: a collected Popen of a live child warns ResourceWarning,
+# and this child is meant to outlive us.
+_started: List[subprocess.Popen] = []
+
+
+def disabled() -> bool:
+    """True when ``CREDHELPER_NO_AUTOSTART`` asks us never to start a daemon."""
+    return os.environ.get("CREDHELPER_NO_AUTOSTART", "").strip() not in ("", "0")
+
+
+def daemon_command() -> List[str]:
+    """The command that runs the daemon in the foreground.
+
+    ``CREDHELPER_DAEMON_COMMAND`` (a JSON list) exists for tests, which start a fake daemon.
+    """
+    override = os.environ.get("CREDHELPER_DAEMON_COMMAND")
+    if override:
+        command = json.loads(override)
+        if not isinstance(command, list) or not command or not all(isinstance(w, str) for w in command):
+            raise ValueError("CREDHELPER_DAEMON_COMMAND must be a JSON list of strings")
+        return command
+    return [sys.executable, "-m", "credhelper", "daemon"]
+
+
+def ensure_daemon(socket_path: Path, timeout: float = 5.0, force: bool = False) -> bool:
+    """Make a daemon answer on ``socket_path``, starting one if none does; True when one answers.
+
+    ``force`` is for an explicit ``credhelper start``: it starts even when
+    ``CREDHELPER_NO_AUTOSTART`` keeps git and pip from doing so.
+    """
+    socket_path = Path(socket_path)
+    if _answers(socket_path):
+        return True
+    if disabled() and not force:
+        return False
+    deadline = time.monotonic() + timeout
+    paths.ensure_private_dir(socket_path.parent)
+    lock_path = socket_path.with_name(socket_path.name + LOCK_SUFFIX)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if not _lock(fd, deadline):
+            return _answers(socket_path)
+        try:
+            # Whoever held the lock before us may have started the daemon already.
+            if _answers(socket_path):
+                return True
+            return _wait_until_ready(socket_path, _spawn(socket_path), deadline)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _answers(socket_path: Path) -> bool:
+    return Client(socket_path, timeout=2.0).ping()
+
+
+def _lock(fd: int, deadline: float) -> bool:
+    """Take the exclusive lock, giving up at ``deadline``: a wedged starter must not hang git."""
+    delay = _POLL_START
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
+
+def _spawn(socket_path: Path) -> Optional[subprocess.Popen]:
+    """Start the daemon detached from us: own session, no pipes back to git or pip.
+
+    An inherited stdout would make git wait for the daemon to exit before it reads our answer;
+    the daemon's early output (a traceback before its logging starts) goes to the state dir.
+    """
+    env = dict(os.environ)
+    env["CREDHELPER_SOCKET"] = str(socket_path)  # the daemon must bind where we will look
+    try:
+        command = daemon_command()
+        state = paths.ensure_private_dir(paths.state_dir())
+        log_fd = os.open(state / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except (OSError, ValueError):
+        return None
+    try:
+        proc = subprocess.Popen(
+            command, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+            start_new_session=True, close_fds=True,
+        )
+        _started.append(proc)
+        return proc
+    except OSError:
+        return None
+    finally:
+        os.close(log_fd)
+
+
+def _wait_until_ready(socket_path: Path, proc: Optional[subprocess.Popen], deadline: float) -> bool:
+    """Poll until the new daemon answers; stop early if it has already exited."""
+    if proc is None:
+        return False
+    delay = _POLL_START
+    while True:
+        if _answers(socket_path):
+            return True
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            return _answers(socket_path)
+        time.sleep(delay)
+        delay = min(delay * 2, _POLL_MAX)

@@ -1,0 +1,195 @@
+"""The Gitpod tasks, run as Gitpod runs them: prebuild, start from the prebuild, restart.
+
+A simulated /workspace (with the checkout and its .venv) and $HOME live in tmp_path; a fake `gp`
+logs what it is asked. The rule under test: a prebuild starts nothing and obtains no token, and
+nothing the daemon writes lands in /workspace (Gitpod saves that folder into snapshots).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from credhelper.client import Client
+from credhelper.init_config import render_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK_KEYS = ("name", "before", "init", "command")
+LINE = re.compile(r"^\s*(-\s+)?(\w+):\s*(.*?)\s*$")
+
+
+def read_tasks(path: Path) -> List[Dict[str, str]]:
+    """The tasks of a .gitpod.yml kept to one-line ``key: value`` entries (no PyYAML)."""
+    tasks: List[Dict[str, str]] = []
+    in_tasks = False
+    for raw in path.read_text().splitlines():
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        match = LINE.match(raw)
+        assert match, f"{path}: line too clever for this parser: {raw!r}"
+        item, key, value = match.groups()
+        if not raw.startswith((" ", "-")):
+            in_tasks = key == "tasks"
+            continue
+        if in_tasks:
+            if item:
+                tasks.append({})
+            assert key in TASK_KEYS and value, f"{path}: unexpected task entry {raw!r}"
+            tasks[-1][key] = value
+    return tasks
+
+
+def test_gitpod_yml_runs_one_script_per_phase():
+    assert read_tasks(ROOT / ".gitpod.yml") == [{
+        "name": "credhelper",
+        "before": "bash .gitpod/credhelper.sh install",
+        "init": "bash .gitpod/credhelper.sh prebuild",
+        "command": "bash .gitpod/credhelper.sh start",
+    }]
+
+
+class Workspace:
+    """A simulated Gitpod workspace: /workspace with the checkout, a $HOME, a fake gp."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "workspace"
+        self.repo = self.root / "credhelper"
+        self.home = tmp / "home"
+        self.calls = tmp / "credhelper-calls.log"
+        self.gp_log = tmp / "gp.log"
+        shutil.copytree(ROOT / ".gitpod", self.repo / ".gitpod")
+        shutil.copy(ROOT / ".gitpod.yml", self.repo)
+        bin_dir = self.repo / ".venv" / "bin"  # as if `install` had run: no pip in tests
+        bin_dir.mkdir(parents=True)
+        self._script(bin_dir / "python", f'exec "{sys.executable}" "$@"')
+        self._script(bin_dir / "credhelper",
+                     f'echo "$*" >> "{self.calls}"\nexec "{sys.executable}" -m credhelper "$@"')
+        fake_bin = tmp / "fakebin"
+        fake_bin.mkdir()
+        self._script(fake_bin / "gp", f'echo "$*" >> "{self.gp_log}"\n'
+                     'case "$*" in "idp token"*) echo e30.e30.c2ln ;; esac')
+        self.env = {
+            "PATH": f"{fake_bin}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.home), "PYTHONPATH": str(ROOT),
+            "GITPOD_REPO_ROOT": str(self.repo), "CREDHELPER_WORKSPACE_ROOT": str(self.root),
+            "GITPOD_WORKSPACE_ID": "test-ws",
+        }
+        self.tasks = read_tasks(self.repo / ".gitpod.yml")
+        self.home.mkdir()
+
+    @staticmethod
+    def _script(path: Path, body: str) -> None:
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+
+    def run(self, *phases: str, headless: bool = False, **env: str) -> subprocess.CompletedProcess:
+        """Run the tasks' phases in one shell, in order, as Gitpod does."""
+        lines = [task[phase] for phase in phases for task in self.tasks if phase in task]
+        full_env = dict(self.env, GITPOD_HEADLESS="true" if headless else "false", **env)
+        return subprocess.run(
+            ["bash", "-ec", "\n".join(lines)], cwd=self.repo, env=full_env,
+            capture_output=True, text=True, timeout=120,
+        )
+
+    def snapshot(self) -> Dict[str, bytes]:
+        """What Gitpod would save: every file under /workspace."""
+        return {str(p.relative_to(self.root)): p.read_bytes()
+                for p in sorted(self.root.rglob("*")) if p.is_file()}
+
+    def credhelper_calls(self) -> List[str]:
+        return self.calls.read_text().splitlines() if self.calls.exists() else []
+
+    def token_requests(self) -> List[str]:
+        log = self.gp_log.read_text().splitlines() if self.gp_log.exists() else []
+        return [line for line in log if line.startswith("idp token")]
+
+    def socket(self) -> Path:
+        return self.home / ".cache" / "credhelper" / "daemon.sock"
+
+
+@pytest.fixture
+def ws(tmp_path):
+    workspace = Workspace(tmp_path)
+    yield workspace
+    client = Client(workspace.socket(), timeout=5)
+    if client.ping():
+        client.call("stop")
+
+
+def test_prebuild_installs_but_starts_nothing_and_asks_for_no_token(ws):
+    before = ws.snapshot()
+    result = ws.run("before", "init", headless=True)
+    assert result.returncode == 0, result.stderr
+    assert "prebuild: installed; no daemon and no sign-in" in result.stderr
+    assert ws.credhelper_calls() == []  # not `start`, `configure`, `login` nor `token`
+    assert ws.token_requests() == []
+    assert not ws.socket().exists() and not (ws.home / ".local" / "state" / "credhelper").exists()
+    assert ws.snapshot() == before
+    hook = (ws.home / ".bashrc.d" / "60-credhelper").read_text()
+    assert hook == f'export PATH="{ws.repo / ".venv" / "bin"}:$PATH"\n'
+
+
+def test_a_headless_command_does_not_start_the_daemon_either(ws):
+    (ws.repo / ".gitpod" / "credhelper.toml").write_text(
+        render_config(gitpod=True, tenant="contoso", client_id="fed-app"))
+    result = ws.run("before", "command", headless=True)
+    assert result.returncode == 0, result.stderr
+    assert "headless (prebuild): not starting the daemon" in result.stderr
+    assert ws.credhelper_calls() == [] and ws.token_requests() == []
+
+
+def test_state_under_workspace_is_refused(ws):
+    before = ws.snapshot()
+    result = ws.run("before", "command", CREDHELPER_STATE_DIR=str(ws.root / "state"))
+    assert result.returncode == 3
+    assert "which Gitpod saves into snapshots" in result.stderr
+    assert ws.credhelper_calls() == [] and ws.snapshot() == before
+
+
+def test_socket_under_workspace_is_refused(ws):
+    result = ws.run("before", CREDHELPER_SOCKET=str(ws.repo / "daemon.sock"))
+    assert result.returncode == 3
+    assert "refusing" in result.stderr
+
+
+def test_start_without_any_config_explains_and_starts_nothing(ws):
+    result = ws.run("before", "command")
+    assert result.returncode == 0, result.stderr
+    assert "no config: run 'credhelper init --help'" in result.stderr
+    assert ws.credhelper_calls() == []
+
+
+def test_prebuild_then_start_then_restart(ws):
+    pytest.importorskip("credhelper.daemon", reason="needs the daemon (credhelper.daemon) to start it")
+    pytest.importorskip("credhelper.cli", reason="needs the credhelper CLI (credhelper.cli)")
+    # A device-code account: starting needs no token, and none may be asked for before a login.
+    (ws.repo / ".gitpod" / "credhelper.toml").write_text(render_config(
+        azure_devops="contoso", device_code=True, tenant="contoso", client_id="public-app"))
+    snapshot = ws.snapshot()
+    prebuild = ws.run("before", "init", headless=True)
+    assert prebuild.returncode == 0, prebuild.stderr
+    assert ws.credhelper_calls() == [] and not ws.socket().exists()
+
+    start = ws.run("before", "command")
+    assert start.returncode == 0, start.stderr
+    assert ws.credhelper_calls() == ["start", "configure all"]
+    assert Client(ws.socket(), timeout=5).ping()
+    assert (ws.home / ".config" / "credhelper" / "config.toml").exists()
+    assert ws.snapshot() == snapshot  # the daemon wrote its state under $HOME only
+    assert ws.token_requests() == []
+
+    # A restart keeps /workspace and nothing else: the daemon is gone and $HOME is fresh.
+    Client(ws.socket(), timeout=5).call("stop")
+    shutil.rmtree(ws.home)
+    ws.home.mkdir()
+    restart = ws.run("before", "command")
+    assert restart.returncode == 0, restart.stderr
+    assert ws.credhelper_calls() == ["start", "configure all"] * 2
+    assert Client(ws.socket(), timeout=5).ping()
+    assert ws.snapshot() == snapshot
+    assert os.path.exists(ws.home / ".bashrc.d" / "60-credhelper")
