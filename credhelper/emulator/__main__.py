@@ -17,25 +17,8 @@ from typing import Dict, List, Optional
 
 from . import ca, jwt
 from .directory import EXCHANGE_AUDIENCE
-from .server import WORKSPACE_SUBJECT, Emulator, mint_workspace_token
+from .server import STATE_FILE, WORKSPACE_SUBJECT, Emulator, mint_workspace_token
 
-STATE_FILE = "emulator.json"
-
-
-def describe(em: Emulator) -> Dict[str, object]:
-    """What clients need to know about a running emulator; no secret values except the MSI header."""
-    return {
-        "pid": os.getpid(), "ca_file": str(em.ca_file), "idp_base": em.idp_base,
-        "tenant": em.tenant, "authority": "{}/{}".format(em.idp_base, em.tenant),
-        "feed_base": em.feed_base, "git_url": em.git_url(), "pypi_url": em.pypi_url,
-        "npm_url": em.npm_url, "workspace_issuer": em.workspace_issuer,
-        "apps": {"federated": "fed-app", "client_secret": "secret-app", "certificate": "cert-app",
-                 "device_code": "public-app", "managed_identity": "mi-app"},
-        "workspace_subject": WORKSPACE_SUBJECT,
-        "client_secret_file": str(em.workdir / "client_secret"), "cert_file": str(em.cert_file),
-        "msi_endpoint": em.msi_endpoint, "msi_header": em.msi_header,
-        "admin": em.idp_base + "/_emulator/",
-    }
 
 
 def serve(workdir: Path, idp_port: int, feed_port: int, msi_port: int) -> int:
@@ -50,16 +33,11 @@ def serve(workdir: Path, idp_port: int, feed_port: int, msi_port: int) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     try:
         ca.write_private(workdir / "client_secret", em.client_secret.encode())
-        temp = workdir / (STATE_FILE + ".tmp")
-        ca.write_private(temp, json.dumps(describe(em), indent=2).encode())
-        os.replace(temp, state)   # readers poll for the file; it appears whole
         print("emulator ready: idp {} feed {}".format(em.idp_base, em.feed_base), file=sys.stderr)
         while not done.wait(1):
             pass
     finally:
         em.stop()
-        if state.exists():
-            state.unlink()
     return 0
 
 

@@ -62,6 +62,8 @@ def token_endpoint(idp: "IdentityProvider", request: Request, tenant: str,
     form = request.form()
     grant_type, client_id = form.get("grant_type", ""), form.get("client_id", "")
     scopes = tuple(form.get("scope", "").split())
+    idp.remember(*(form.get(k) for k in ("client_secret", "client_assertion", "refresh_token",
+                                         "device_code")))
     fault = idp.faults.take()
     if fault is not None:
         response = fault_response(fault, stopping)
@@ -74,6 +76,7 @@ def token_endpoint(idp: "IdentityProvider", request: Request, tenant: str,
         idp.log(tenant, grant_type, client_id, form.get("scope", ""), exc.status, exc.error)
         return exc.response()
     idp.log(tenant, grant_type, client_id, form.get("scope", ""), 200)
+    idp.remember(*(body.get(k) for k in ("access_token", "refresh_token", "id_token")))
     return json_response(200, body, (("Cache-Control", "no-store"),))
 
 

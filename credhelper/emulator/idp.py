@@ -10,7 +10,7 @@ import random
 import threading
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from . import jwt
 from .directory import Directory
@@ -39,6 +39,7 @@ class IdentityProvider:
         self.feed_log: List[Dict[str, Any]] = []   # the feed server's log, shown by /stats
         self._lock = threading.Lock()
         self._stopping = stopping
+        self._secrets: Set[str] = set()
 
     # -- the Python API ------------------------------------------------------------------------
     def issuer(self, tenant: str) -> str:
@@ -81,6 +82,16 @@ class IdentityProvider:
     def revoke(self, user: str) -> int:
         """Revoke the user's refresh tokens (password reset, admin action)."""
         return self.sessions.revoke(user)
+
+    def remember(self, *values: Optional[str]) -> None:
+        """Note credentials that crossed the wire, so tests can prove none of them leaked."""
+        with self._lock:
+            self._secrets.update(v for v in values if v)
+
+    def secrets_issued(self) -> List[str]:
+        """Every token, assertion and secret this IdP saw or handed out."""
+        with self._lock:
+            return sorted(self._secrets)
 
     def log(self, tenant: str, grant_type: str, client_id: str, scope: str,
             status: Optional[int], error: Optional[str] = None, fault: Optional[str] = None) -> None:

@@ -53,6 +53,7 @@ class ManagedIdentityEndpoint:
         audience = resource[:-len("/.default")] if resource.endswith("/.default") else resource
         issued = self.idp.issue(self.tenant, audience, client_id)
         self.idp.log(self.tenant, "managed_identity", client_id, resource, 200)
+        self.idp.remember(issued["access_token"])
         return json_response(200, {
             "access_token": issued["access_token"], "token_type": "Bearer",
             "expires_on": str(int(time.time()) + issued["expires_in"]), "resource": resource,

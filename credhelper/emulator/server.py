@@ -2,6 +2,8 @@
 each on its own loopback port, started and stopped together.
 """
 
+import json
+import os
 import secrets
 import threading
 import time
@@ -16,6 +18,7 @@ from .msi import ManagedIdentityEndpoint
 from .web import Server, server_tls
 
 TENANT = "contoso"
+STATE_FILE = "emulator.json"
 WORKSPACE_SUBJECT = "workspace:demo"
 
 
@@ -41,6 +44,7 @@ class Emulator:
         self.feeds = FeedServer(self.workdir / "feeds", self.idp)
         self.idp.feed_log = self.feeds.log
         self.client_secret = secrets.token_urlsafe(32)
+        self.idp.remember(self.client_secret)
         self.cert_file = self.workdir / "cert-app.pem"
         self.idp_base = self.feed_base = self.msi_endpoint = ""
 
@@ -63,6 +67,10 @@ class Emulator:
         self._register_defaults()
         for server in self._servers:
             server.start()
+        # the state file announces a ready emulator (to `gp`, the demo, other processes)
+        temp = self.workdir / (STATE_FILE + ".tmp")
+        ca.write_private(temp, json.dumps(self.describe(), indent=2).encode())
+        os.replace(temp, self.workdir / STATE_FILE)
         return self
 
     def stop(self) -> None:
@@ -71,6 +79,25 @@ class Emulator:
         for server in self._servers:
             server.stop()
         self._servers = []
+        try:
+            os.unlink(self.workdir / STATE_FILE)
+        except FileNotFoundError:
+            pass
+
+    def describe(self) -> Dict[str, object]:
+        """What clients need to know about this emulator; no secret values except the MSI header."""
+        return {
+            "pid": os.getpid(), "ca_file": str(self.ca_file), "idp_base": self.idp_base,
+            "tenant": self.tenant, "authority": "{}/{}".format(self.idp_base, self.tenant),
+            "feed_base": self.feed_base, "git_url": self.git_url(), "pypi_url": self.pypi_url,
+            "npm_url": self.npm_url, "workspace_issuer": self.workspace_issuer,
+            "apps": {"federated": "fed-app", "client_secret": "secret-app", "certificate": "cert-app",
+                     "device_code": "public-app", "managed_identity": "mi-app"},
+            "workspace_subject": WORKSPACE_SUBJECT,
+            "client_secret_file": str(self.workdir / "client_secret"), "cert_file": str(self.cert_file),
+            "msi_endpoint": self.msi_endpoint, "msi_header": self.msi_header,
+            "admin": self.idp_base + "/_emulator/",
+        }
 
     def __enter__(self) -> "Emulator":
         return self.start()
