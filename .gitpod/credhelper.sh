@@ -13,18 +13,28 @@ set -euo pipefail
 
 repo="${GITPOD_REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 workspace="$(realpath -m "${CREDHELPER_WORKSPACE_ROOT:-/workspace}")"
-venv="${CREDHELPER_VENV:-$repo/.venv}"
+# In credhelper's own checkout: its .venv and an editable install. In any other repository: a
+# venv of its own beside the checkout (never the project's), from PyPI or CREDHELPER_PIP_SPEC.
+if [ -f "$repo/credhelper/__init__.py" ] && [ -f "$repo/setup.cfg" ]; then
+    venv="${CREDHELPER_VENV:-$repo/.venv}"
+    spec=(-e "$repo")
+else
+    venv="${CREDHELPER_VENV:-$workspace/.credhelper-venv}"
+    spec=("${CREDHELPER_PIP_SPEC:-credhelper}")
+fi
 bin="$venv/bin"
 
 say() { echo "credhelper: $*" >&2; }
 headless() { [ "${GITPOD_HEADLESS:-}" = "true" ]; }
+# From / so a directory named credhelper in the checkout cannot shadow the installed package.
+py() { (cd / && "$bin/python" "$@"); }
 
 install() {
     if [ ! -x "$bin/credhelper" ]; then
         say "installing into $venv"
         python3 -m venv "$venv"
         "$bin/python" -m pip install -q --upgrade pip
-        "$bin/python" -m pip install -q -e "$repo"
+        "$bin/python" -m pip install -q "${spec[@]}"
     fi
     # A fresh $HOME each start: put credhelper and git-credential-entra on every new shell's PATH.
     mkdir -p "$HOME/.bashrc.d"
@@ -35,7 +45,7 @@ install() {
 # Refuse to run if the socket or the token cache would land in the saved /workspace.
 check_places() {
     local places place
-    places="$("$bin/python" -c '
+    places="$(py -c '
 import os
 from credhelper import paths
 for p in (paths.state_dir(), paths.socket_path().parent):
@@ -51,11 +61,11 @@ for p in (paths.state_dir(), paths.socket_path().parent):
 }
 
 prebuild() {
-    "$bin/python" -c 'import credhelper, credhelper.client' # the install works, offline
+    py -c 'import credhelper.client' # the install works, offline
     say "prebuild: installed; no daemon and no sign-in until the workspace starts"
 }
 
-config_path() { "$bin/python" -c 'from credhelper import paths; print(paths.config_path())'; }
+config_path() { py -c 'from credhelper import paths; print(paths.config_path())'; }
 
 ensure_config() {
     local config
@@ -83,6 +93,8 @@ start() {
     ensure_config || return 0
     "$bin/credhelper" start
     "$bin/credhelper" configure all
+    # Other tasks' `command` may wait for this with `gp sync-await credhelper`.
+    if command -v gp >/dev/null; then gp sync-done credhelper || true; fi
 }
 
 case "${1:-}" in

@@ -117,13 +117,15 @@ def user_manager_available() -> bool:
     return result.returncode == 0
 
 
-def _write(path: Path, text: str) -> bool:
-    """Write ``text`` atomically; False when the file already says exactly that."""
+def _read(path: Path) -> Optional[str]:
     try:
-        if path.read_text() == text:
-            return False
+        return path.read_text()
     except FileNotFoundError:
-        pass
+        return None
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` atomically (temp file, fsync, rename), mode 0644 like any unit file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -136,6 +138,20 @@ def _write(path: Path, text: str) -> bool:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _socket_running() -> bool:
+    """True when credhelper.socket is both enabled and active in the user manager."""
+    for query in ("is-enabled", "is-active"):
+        try:
+            result = subprocess.run(
+                ["systemctl", "--user", query, "--quiet", "credhelper.socket"],
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=SYSTEMCTL_TIMEOUT,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if result.returncode != 0:
+            return False
     return True
 
 
@@ -154,26 +170,28 @@ def _systemctl(*args: str) -> None:
 
 
 def install_units(dry_run: bool = False) -> List[str]:
-    """Write the units and enable the socket; return one line per step done or left to the user."""
-    target = unit_dir()
-    report = []
+    """Write the units and enable the socket, like ``configure``: one line per change (the same
+    lines, with nothing done, for ``dry_run``); a second run returns ``[]``."""
+    changes = []
     for name, text in render_units().items():
-        path = target / name
-        if dry_run:
-            report.append(f"would write {path}")
-        elif _write(path, text):
-            report.append(f"wrote {path}")
-        else:
-            report.append(f"unchanged {path}")
-    steps = [("daemon-reload",), ("enable", "--now", "credhelper.socket")]
-    commands = [shlex.join(["systemctl", "--user", *step]) for step in steps]
-    if dry_run:
-        report.extend(f"would run: {command}" for command in commands)
-    elif not user_manager_available():
-        report.append("no systemd user manager is running here; when one is, run: "
-                      + " && ".join(commands))
-    else:
-        for step, command in zip(steps, commands):
+        path = unit_dir() / name
+        current = _read(path)
+        if current != text:
+            changes.append(f"systemd: {path}: {'new' if current is None else 'updated'} unit")
+            if not dry_run:
+                _write(path, text)
+    if not user_manager_available():
+        changes.append("systemd: no user manager is running here; when one is, run: "
+                       "systemctl --user daemon-reload && "
+                       "systemctl --user enable --now credhelper.socket")
+        return changes
+    steps = []
+    if changes:
+        steps.append(("daemon-reload",))
+    if changes or not _socket_running():
+        steps.append(("enable", "--now", "credhelper.socket"))
+    for step in steps:
+        changes.append("systemd: " + shlex.join(["systemctl", "--user", *step]))
+        if not dry_run:
             _systemctl(*step)
-            report.append(f"ran: {command}")
-    return report
+    return changes

@@ -56,15 +56,22 @@ def test_gitpod_yml_runs_one_script_per_phase():
 class Workspace:
     """A simulated Gitpod workspace: /workspace with the checkout, a $HOME, a fake gp."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, own_checkout: bool = True) -> None:
         self.root = tmp / "workspace"
-        self.repo = self.root / "credhelper"
+        self.repo = self.root / ("credhelper" if own_checkout else "app")
         self.home = tmp / "home"
         self.calls = tmp / "credhelper-calls.log"
         self.gp_log = tmp / "gp.log"
         shutil.copytree(ROOT / ".gitpod", self.repo / ".gitpod")
         shutil.copy(ROOT / ".gitpod.yml", self.repo)
-        bin_dir = self.repo / ".venv" / "bin"  # as if `install` had run: no pip in tests
+        if own_checkout:  # what marks credhelper's own checkout
+            for name in ("setup.cfg", "credhelper/__init__.py"):
+                (self.repo / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / name, self.repo / name)
+            self.venv = self.repo / ".venv"
+        else:
+            self.venv = self.root / ".credhelper-venv"
+        bin_dir = self.venv / "bin"  # as if `install` had run: no pip in tests
         bin_dir.mkdir(parents=True)
         self._script(bin_dir / "python", f'exec "{sys.executable}" "$@"')
         self._script(bin_dir / "credhelper",
@@ -131,7 +138,17 @@ def test_prebuild_installs_but_starts_nothing_and_asks_for_no_token(ws):
     assert not ws.socket().exists() and not (ws.home / ".local" / "state" / "credhelper").exists()
     assert ws.snapshot() == before
     hook = (ws.home / ".bashrc.d" / "60-credhelper").read_text()
-    assert hook == f'export PATH="{ws.repo / ".venv" / "bin"}:$PATH"\n'
+    assert hook == f'export PATH="{ws.venv / "bin"}:$PATH"\n'
+
+
+def test_another_repository_gets_its_own_venv_beside_the_checkout(tmp_path):
+    # A user's project keeps its .venv; credhelper's goes to /workspace/.credhelper-venv.
+    ws = Workspace(tmp_path, own_checkout=False)
+    result = ws.run("before", "init", headless=True)
+    assert result.returncode == 0, result.stderr
+    hook = (ws.home / ".bashrc.d" / "60-credhelper").read_text()
+    assert hook == f'export PATH="{ws.root / ".credhelper-venv" / "bin"}:$PATH"\n'
+    assert ws.credhelper_calls() == [] and ws.token_requests() == []
 
 
 def test_a_headless_command_does_not_start_the_daemon_either(ws):
@@ -182,6 +199,7 @@ def test_prebuild_then_start_then_restart(ws):
     assert (ws.home / ".config" / "credhelper" / "config.toml").exists()
     assert ws.snapshot() == snapshot  # the daemon wrote its state under $HOME only
     assert ws.token_requests() == []
+    assert "sync-done credhelper" in ws.gp_log.read_text()
 
     # A restart keeps /workspace and nothing else: the daemon is gone and $HOME is fresh.
     Client(ws.socket(), timeout=5).call("stop")

@@ -133,7 +133,6 @@ def test_run_init_for_gitpod_writes_the_config_and_tells_what_to_register(home):
                   f"echo '{token}'\n")
     gp.chmod(0o755)
     out = []
-
     assert run_init(org="contoso", gitpod=True, tenant=TENANT, client_id=CLIENT, echo=out.append) == 0
     path = home / "config" / "credhelper" / "config.toml"
     assert tomllib.loads(path.read_text())["accounts"]["work"]["flow"] == "federated"
@@ -148,7 +147,6 @@ def test_run_init_for_gitpod_writes_the_config_and_tells_what_to_register(home):
 
 
 def test_run_init_keeps_an_existing_config_unless_forced(home):
-
     path = home / "config" / "credhelper" / "config.toml"
     path.parent.mkdir(parents=True)
     path.write_text("# mine\n")
@@ -162,7 +160,6 @@ def test_run_init_keeps_an_existing_config_unless_forced(home):
 
 
 def test_run_init_without_gp_still_writes_and_explains(home):
-
     out = []
     assert run_init(gitpod=True, tenant=TENANT, client_id=CLIENT, echo=out.append) == 0
     assert "could not read this workspace's identity" in out[1]

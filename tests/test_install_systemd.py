@@ -86,7 +86,7 @@ def test_default_command_is_absolute_and_runnable():
 
 @pytest.fixture
 def fake_systemctl(tmp_path, monkeypatch):
-    """A ``systemctl`` on PATH that logs its arguments; exit code from $FAKE_SYSTEMCTL_RC."""
+    """A ``systemctl`` on PATH that logs its arguments; behaviour set by FAKE_* variables."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "systemctl.log"
@@ -94,27 +94,37 @@ def fake_systemctl(tmp_path, monkeypatch):
     script.write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> "{log}"\n'
-        'if [ "$2" = enable ] && [ -n "$FAKE_ENABLE_FAILS" ]; then\n'
-        '  echo "Failed to enable unit: Unit file credhelper.socket does not exist." >&2; exit 1\n'
-        "fi\n"
-        'exit "${FAKE_SYSTEMCTL_RC:-0}"\n'
+        'case "$2" in\n'
+        '  show) exit "${FAKE_NO_MANAGER:-0}" ;;\n'
+        '  is-enabled) exit "${FAKE_DISABLED:-0}" ;;\n'
+        '  enable) if [ -n "$FAKE_ENABLE_FAILS" ]; then\n'
+        '    echo "Failed to enable unit: Unit file credhelper.socket does not exist." >&2; exit 1\n'
+        "  fi ;;\n"
+        "esac\n"
     )
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("FAKE_SYSTEMCTL_RC", raising=False)
-    monkeypatch.delenv("FAKE_ENABLE_FAILS", raising=False)
+    for name in ("FAKE_NO_MANAGER", "FAKE_DISABLED", "FAKE_ENABLE_FAILS"):
+        monkeypatch.delenv(name, raising=False)
     return log
 
 
 def _calls(log: Path) -> list:
-    return log.read_text().splitlines() if log.exists() else []
+    calls = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return calls
 
 
 def test_install_writes_units_and_enables_the_socket(tmp_path, fake_systemctl):
-    report = install_systemd.install_units()
     unit_dir = tmp_path / "config" / "systemd" / "user"
+    assert install_systemd.install_units() == [
+        f"systemd: {unit_dir / 'credhelper.socket'}: new unit",
+        f"systemd: {unit_dir / 'credhelper.service'}: new unit",
+        "systemd: systemctl --user daemon-reload",
+        "systemd: systemctl --user enable --now credhelper.socket",
+    ]
     for name, text in install_systemd.render_units().items():
         assert (unit_dir / name).read_text() == text
         assert stat.S_IMODE((unit_dir / name).stat().st_mode) == 0o644
@@ -123,24 +133,46 @@ def test_install_writes_units_and_enables_the_socket(tmp_path, fake_systemctl):
         "--user daemon-reload",
         "--user enable --now credhelper.socket",
     ]
-    assert report[-1] == "ran: systemctl --user enable --now credhelper.socket"
-    again = install_systemd.install_units()
-    assert again[:2] == [f"unchanged {unit_dir / n}" for n in install_systemd.UNIT_NAMES]
+
+
+def test_a_second_run_changes_nothing(fake_systemctl):
+    install_systemd.install_units()
+    _calls(fake_systemctl)
+    assert install_systemd.install_units() == []
+    assert _calls(fake_systemctl) == [
+        "--user show --property=Version --value",
+        "--user is-enabled --quiet credhelper.socket",
+        "--user is-active --quiet credhelper.socket",
+    ]
+
+
+def test_a_disabled_socket_is_enabled_again(fake_systemctl, monkeypatch):
+    install_systemd.install_units()
+    monkeypatch.setenv("FAKE_DISABLED", "1")
+    assert install_systemd.install_units() == ["systemd: systemctl --user enable --now credhelper.socket"]
+
+
+def test_an_edited_unit_is_put_back(tmp_path, fake_systemctl):
+    install_systemd.install_units()
+    service = tmp_path / "config" / "systemd" / "user" / "credhelper.service"
+    service.write_text(service.read_text().replace("Restart=on-failure", "Restart=no"))
+    assert install_systemd.install_units()[0] == f"systemd: {service}: updated unit"
+    assert "Restart=on-failure" in service.read_text()
 
 
 def test_install_without_a_user_manager_says_what_to_run(tmp_path, fake_systemctl, monkeypatch):
-    monkeypatch.setenv("FAKE_SYSTEMCTL_RC", "1")
+    monkeypatch.setenv("FAKE_NO_MANAGER", "1")
     report = install_systemd.install_units()
     assert (tmp_path / "config" / "systemd" / "user" / "credhelper.socket").exists()
     assert _calls(fake_systemctl) == ["--user show --property=Version --value"]
     assert "systemctl --user enable --now credhelper.socket" in report[-1]
 
 
-def test_dry_run_touches_nothing(tmp_path, fake_systemctl):
-    report = install_systemd.install_units(dry_run=True)
+def test_dry_run_reports_the_same_lines_and_touches_nothing(tmp_path, fake_systemctl):
+    planned = install_systemd.install_units(dry_run=True)
     assert not (tmp_path / "config").exists()
-    assert _calls(fake_systemctl) == []
-    assert report[-1] == "would run: systemctl --user enable --now credhelper.socket"
+    assert _calls(fake_systemctl) == ["--user show --property=Version --value"]  # a query only
+    assert planned == install_systemd.install_units()
 
 
 def test_a_failing_systemctl_is_one_clear_error(fake_systemctl, monkeypatch):
