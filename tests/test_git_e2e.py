@@ -16,7 +16,8 @@ def configured(ws: Workspace) -> Workspace:
 
 def test_clone_fetch_push_through_the_daemon(configured: Workspace) -> None:
     ws, em = configured, configured.em
-    repo = em.feeds.add_git_repo("e2e-push.git")
+    em.feeds.add_git_repo("e2e-push.git")
+    repo = em.git_url("e2e-push.git")
     checkout = ws.root / "checkout"
     ws.git("clone", "--quiet", repo, str(checkout))
     assert (checkout / "README.md").exists()

@@ -104,9 +104,10 @@ class Workspace:
         )
 
     def snapshot(self) -> Dict[str, bytes]:
-        """What Gitpod would save: every file under /workspace."""
+        """What Gitpod would save: every file under /workspace (bytecode caches aside)."""
         return {str(p.relative_to(self.root)): p.read_bytes()
-                for p in sorted(self.root.rglob("*")) if p.is_file()}
+                for p in sorted(self.root.rglob("*"))
+                if p.is_file() and "__pycache__" not in p.parts}
 
     def credhelper_calls(self) -> List[str]:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
