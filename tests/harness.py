@@ -46,8 +46,12 @@ class Workspace:
         self.env = self._environment()
 
     def _environment(self) -> Dict[str, str]:
+        # requests (inside pip) lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override PIP_CERT, so the
+        # tools run without them; the daemon gets them back (see start_daemon) to prove that
+        # an account's ca_bundle still takes effect.
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CREDHELPER_", "XDG_", "GIT_", "PIP_", "npm_", "NPM_"))}
+               if not k.startswith(("CREDHELPER_", "XDG_", "GIT_", "PIP_", "npm_", "NPM_"))
+               and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
         ca = str(self.em.ca_file)
         env.update({
             "HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
@@ -60,7 +64,7 @@ class Workspace:
             "GIT_TERMINAL_PROMPT": "0", "GIT_SSL_CAINFO": ca, "GIT_ASKPASS": "/bin/false",
             "PIP_CERT": ca, "PIP_CONFIG_FILE": str(self.home / ".config" / "pip" / "pip.conf"),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
-            "NODE_EXTRA_CA_CERTS": ca, "NPM_CONFIG_USERCONFIG": str(self.npmrc),
+            "NODE_EXTRA_CA_CERTS": ca, "npm_config_cafile": ca, "NPM_CONFIG_USERCONFIG": str(self.npmrc),
             "npm_config_update_notifier": "false", "npm_config_audit": "false",
             "npm_config_fund": "false", "npm_config_cache": str(self.root / "npm-cache"),
         })
@@ -128,7 +132,7 @@ class Workspace:
     def start_daemon(self, timeout: float = 15) -> subprocess.Popen:
         """Start `credhelper daemon` in the foreground as a child process; wait until it answers."""
         log = open(self.root / "daemon.stderr", "ab")
-        self.daemon = subprocess.Popen([str(BIN / "credhelper"), "daemon"], env=self.env,
+        self.daemon = subprocess.Popen([str(BIN / "credhelper"), "daemon"], env=self.daemon_env(),
                                        stdout=log, stderr=log)
         client = self.client()
         deadline = time.monotonic() + timeout
@@ -139,6 +143,14 @@ class Workspace:
                 return self.daemon
             time.sleep(0.05)
         raise AssertionError(f"daemon not ready in {timeout}s: {self.daemon_output()}")
+
+    def daemon_env(self) -> Dict[str, str]:
+        """The daemon's environment: as corporate images set it, CA variables without our CA."""
+        import certifi
+
+        env = dict(self.env)
+        env["REQUESTS_CA_BUNDLE"] = env["CURL_CA_BUNDLE"] = certifi.where()
+        return env
 
     def stop_daemon(self) -> Optional[int]:
         """SIGTERM the daemon and wait for it."""
