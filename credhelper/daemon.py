@@ -4,6 +4,7 @@ Hot path (``get`` with a fresh token): route lookup and a dictionary read; no ne
 no disk except one audit line.
 """
 
+import faulthandler
 import logging
 import os
 import random
@@ -115,6 +116,7 @@ class Daemon:
         else:
             sock, owned_path = bind_unix(self.socket_path), self.socket_path
         self._server = SocketServer(sock, self._handle, self.audit, path=owned_path)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: stacks to stderr
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             try:
                 signal.signal(signum, self._on_signal)

@@ -160,8 +160,10 @@ class Workspace:
         try:
             return self.daemon.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            self.daemon.send_signal(signal.SIGUSR1)  # the daemon dumps its threads' stacks
+            time.sleep(1)
             self.daemon.kill()
-            raise
+            raise AssertionError(f"daemon did not stop on SIGTERM: {self.daemon_output()}")
 
     def daemon_output(self) -> str:
         """What the daemon printed (for assertion messages; it never holds a token)."""
