@@ -56,7 +56,6 @@ class Daemon:
         self.keystore = choose_keystore(self.state_dir)
         self.sessions = Sessions(Vault(self.state_dir / "cache.bin", self.keystore))
         self.npm = NpmrcSink(paths.npmrc_path(), self.config.npm_registries)
-        self._npm_tokens: Dict[str, str] = {}
         self.tokens = TokenManager(self._build_sources(self.config), self.clock,
                                    rng=rng or random.Random(), on_token=self._on_token)
         self.refresher = Refresher(self.tokens, self.clock)
@@ -90,15 +89,11 @@ class Daemon:
 
     def _on_token(self, account: str, scopes: Tuple[str, ...], token: Token) -> None:
         self.sessions.persist()
-        changed = False
-        for registry, slot in self._npm_slots().items():
-            if slot == (account, scopes) and self._npm_tokens.get(registry) != token.access_token:
-                self._npm_tokens[registry] = token.access_token
-                changed = True
-        if changed:
+        registries = [r for r, slot in self._npm_slots().items() if slot == (account, scopes)]
+        if registries:
             try:
-                self.npm.write(self._npm_tokens)
-            except (OSError, CredhelperError) as exc:
+                self.npm.write({registry: token.access_token for registry in registries})
+            except (OSError, ValueError, CredhelperError) as exc:
                 log.warning("cannot update the npm config: %s", exc)
 
     def _warm_npm(self) -> None:
@@ -177,7 +172,6 @@ class Daemon:
             self.tokens.replace_sources(self._build_sources(new))
             self.config, self.router = new, router
             self._reload_error = None
-            self._npm_tokens = {r: t for r, t in self._npm_tokens.items() if r in new.npm_registries}
             self.npm.set_registries(new.npm_registries)
         if new.npm_registries:
             self.npm.watch()
@@ -297,10 +291,6 @@ class Daemon:
         source.logout()
         self.tokens.drop_account(name)
         self.sessions.persist()
-        npm_slots = self._npm_slots()
-        for registry, (account, _) in npm_slots.items():
-            if account == name:
-                self._npm_tokens.pop(registry, None)
-        self.npm.write(self._npm_tokens) if self._npm_tokens else self.npm.remove()
+        self.npm.forget([r for r, (account, _) in self._npm_slots().items() if account == name])
         self.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
         return {"ok": True, "account": name}

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Protocol, Tuple
 
-if TYPE_CHECKING:  # config.py lives on another branch; only type checkers need it here
+if TYPE_CHECKING:  # keeps auth.base free of config's import cost at run time
     from ..config import Account
 
 
