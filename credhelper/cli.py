@@ -6,6 +6,7 @@ config; 3 the daemon is not running; 4 sign-in needed (or it was denied, expired
 """
 
 import json
+import os
 import sys
 import time
 from typing import Any, Dict, NoReturn, Optional
@@ -42,7 +43,31 @@ def call(op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, A
         fail(exc)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns any error that escapes a command into one line (CREDHELPER_DEBUG=1 shows the trace)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; never end in a traceback."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except CredhelperError as exc:
+            fail(exc)
+        except KeyboardInterrupt:
+            click.echo("credhelper: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001
+            if os.environ.get("CREDHELPER_DEBUG"):
+                raise
+            from .logs import redact
+
+            click.echo(f"credhelper: internal error: {type(exc).__name__}: {redact(str(exc))[:200]} "
+                       "(rerun with CREDHELPER_DEBUG=1 for details)", err=True)
+            sys.exit(EXIT_FAILED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="credhelper")
 def main() -> None:
     """Short-lived Entra ID tokens for git, pip and npm, from one local daemon."""
