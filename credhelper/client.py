@@ -36,13 +36,13 @@ class Client:
                 sock.shutdown(socket.SHUT_WR)
                 data = protocol.read_message(sock)
             except socket.timeout as exc:
-                raise DaemonUnavailable(f"the credhelper daemon did not answer {op!r} in time") from exc
+                raise DaemonUnavailable(f"the daemon did not answer {op!r} in time") from exc
             except OSError as exc:
-                raise DaemonUnavailable(f"the credhelper daemon dropped the connection: {exc}") from exc
+                raise DaemonUnavailable(f"the daemon dropped the connection: {exc}") from exc
         finally:
             sock.close()
         if not data:
-            raise DaemonUnavailable("the credhelper daemon closed the connection without answering")
+            raise DaemonUnavailable("the daemon closed the connection without answering")
         return protocol.decode(data)
 
     def _connect(self, timeout: float) -> socket.socket:
@@ -67,13 +67,13 @@ class Client:
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise DaemonUnavailable(
-                f"credhelper daemon is not running (no socket at {self.socket_path}); "
+                f"the daemon is not running (no socket at {self.socket_path}); "
                 "run: credhelper start"
             ) from exc
         except OSError as exc:
             sock.close()
             raise DaemonUnavailable(
-                f"cannot reach the credhelper daemon at {self.socket_path}: {exc.strerror or exc}"
+                f"cannot reach the daemon at {self.socket_path}: {exc.strerror or exc}"
             ) from exc
         return sock
 
