@@ -3,7 +3,8 @@
 Gitpod saves ``/workspace`` into prebuild snapshots and backups, and a checkout ends up in commits,
 so a token, a copy of our cache or its key, or an npmrc with ``_authToken=`` there is a leak. The
 scan is bounded (file count, file size, bytes read) and skips what holds no user files of
-interest: git's object store, ``node_modules``, virtualenvs. It names files, never their content.
+interest: git's object store (not ``.git/config``), ``node_modules``, virtualenvs. It names
+files, never their content.
 """
 
 import base64
@@ -23,8 +24,9 @@ MAX_FILES = 20000
 MAX_FILE_SIZE = 1 << 20
 MAX_BYTES = 64 << 20
 MAX_LISTED = 10
-SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".nox",
+SKIP_DIRS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".tox", ".nox",
                        ".mypy_cache", ".pytest_cache", ".credhelper-venv"})
+GIT_SKIP = frozenset({"objects", "lfs", "modules", "worktrees"})
 ENTRA_HOSTS = frozenset({"login.microsoftonline.com", "sts.windows.net"})
 _JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]{8,}")
 _NPM_TOKEN = re.compile(rb"_authToken\s*=\s*(?!\$\{)\S")
@@ -51,8 +53,10 @@ def scan_roots() -> List[Path]:
 def _files(roots: Iterable[Path]) -> Iterator[Path]:
     for root in roots:
         for folder, dirs, names in os.walk(root):
-            # a virtualenv anywhere (pyvenv.cfg marks one) is installed code, not user files
-            dirs[:] = [d for d in dirs if d not in SKIP_DIRS
+            # a virtualenv anywhere (pyvenv.cfg marks one) is installed code, not user files;
+            # in .git only the object store is skipped: .git/config can hold a credential URL
+            skip = GIT_SKIP if os.path.basename(folder) == ".git" else SKIP_DIRS
+            dirs[:] = [d for d in dirs if d not in skip
                        and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))]
             for name in names:
                 yield Path(folder, name)
