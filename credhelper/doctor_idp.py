@@ -50,7 +50,10 @@ def _fetch(url: str, ca_bundle: Optional[str]) -> Tuple[dict, Optional[float]]:
             raise RequestError(f"{redact(url)} did not answer JSON") from exc
     finally:
         client.close()
-    when = email.utils.parsedate_to_datetime(sent).timestamp() if sent else None
+    try:
+        when = email.utils.parsedate_to_datetime(sent).timestamp() if sent else None
+    except (TypeError, ValueError):
+        when = None  # an unreadable Date says nothing about our clock
     return (document if isinstance(document, dict) else {}), when
 
 
