@@ -104,7 +104,9 @@ def check_files(ctx: Context) -> Iterator[Check]:
     problems = [c for c in found if c is not None]
     yield from problems
     if not problems:
-        yield Check("permissions", OK, f"{socket_path.parent} and {state} are private to you")
+        present = [str(p) for p in (socket_path.parent, state) if p.exists()]
+        yield Check("permissions", OK, " and ".join(present) + " are private to you" if present
+                    else "socket and state directories are not created yet")
 
 
 def check_key_storage(ctx: Context) -> Iterator[Check]:
