@@ -93,6 +93,7 @@ class SocketServer:
         self._uid = os.getuid()
         self._stop_r, self._stop_w = os.pipe()
         self._stopped = threading.Event()
+        self._shutdown_lock = threading.Lock()
 
     def serve_forever(self) -> None:
         """Accept until ``shutdown()``."""
@@ -114,6 +115,10 @@ class SocketServer:
                     self._dispatch(conn)
         finally:
             selector.close()
+            # Closed here, not in shutdown(): epoll forgets a closed fd's pending wake-up, so
+            # closing the pipe there could leave this loop asleep forever.
+            os.close(self._stop_r)
+            os.close(self._stop_w)
 
     def _dispatch(self, conn: socket.socket) -> None:
         if not self._pending.acquire(blocking=False):
@@ -164,10 +169,12 @@ class SocketServer:
 
     def shutdown(self) -> None:
         """Stop accepting, finish requests in flight, remove our socket file."""
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        os.write(self._stop_w, b"x")
+        with self._shutdown_lock:
+            if self._stopped.is_set():
+                return
+            # Wake the loop before it can see the flag: once it has left, it closes the pipe.
+            os.write(self._stop_w, b"x")
+            self._stopped.set()
         try:
             self._sock.close()
         finally:
@@ -177,5 +184,3 @@ class SocketServer:
                 except FileNotFoundError:
                     pass
             self._pool.shutdown(wait=True, cancel_futures=True)
-            os.close(self._stop_r)
-            os.close(self._stop_w)

@@ -10,6 +10,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 log = logging.getLogger("credhelper.watch")
+# watchdog reports reads too; the reload's own read (or doctor's) must not trigger another reload
+_READ_ONLY = frozenset({"opened", "closed_no_write"})
 
 
 class FileWatcher(FileSystemEventHandler):
@@ -44,6 +46,8 @@ class FileWatcher(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         """Schedule one callback for a burst of events touching our file."""
+        if event.event_type in _READ_ONLY:
+            return
         touched = {getattr(event, "src_path", ""), getattr(event, "dest_path", "")}
         if os.fspath(self.path) not in {os.fsdecode(p) for p in touched if p}:
             return

@@ -5,6 +5,7 @@ logs what it is asked. The rule under test: a prebuild starts nothing and obtain
 nothing the daemon writes lands in /workspace (Gitpod saves that folder into snapshots).
 """
 
+import json
 import os
 import re
 import shutil
@@ -76,7 +77,9 @@ class Workspace:
         self._script(bin_dir / "python", f'exec "{sys.executable}" "$@"')
         self._script(bin_dir / "credhelper",
                      f'echo "$*" >> "{self.calls}"\nexec "{sys.executable}" -m credhelper "$@"')
-        fake_bin = tmp / "fakebin"
+        self._script(bin_dir / "git-credential-entra",
+                     f'exec "{Path(sys.executable).parent / "git-credential-entra"}" "$@"')
+        fake_bin = self.fake_bin = tmp / "fakebin"
         fake_bin.mkdir()
         self._script(fake_bin / "gp", f'echo "$*" >> "{self.gp_log}"\n'
                      'case "$*" in "idp token"*) echo e30.e30.c2ln ;; esac')
@@ -102,6 +105,18 @@ class Workspace:
             ["bash", "-ec", "\n".join(lines)], cwd=self.repo, env=full_env,
             capture_output=True, text=True, timeout=120,
         )
+
+    def serve_gp_from(self, em) -> None:
+        """Make the fake gp answer `idp token` with the emulator's workspace identity."""
+        self._script(self.fake_bin / "gp", f'echo "$*" >> "{self.gp_log}"\n'
+                     f'case "$*" in "idp token"*) exec "{sys.executable}" -m credhelper.emulator '
+                     f'gp --dir "{em.workdir}" "$@" ;; esac')
+
+    def terminal_env(self, em) -> Dict[str, str]:
+        """A new terminal after `start`: PATH as the .bashrc.d hook sets it, the emulator's CA."""
+        return dict(self.env, PATH=f"{self.venv / 'bin'}:{self.env['PATH']}",
+                    GIT_SSL_CAINFO=str(em.ca_file), GIT_CONFIG_NOSYSTEM="1",
+                    GIT_TERMINAL_PROMPT="0", CREDHELPER_NO_AUTOSTART="1")
 
     def snapshot(self) -> Dict[str, bytes]:
         """What Gitpod would save: every file under /workspace (bytecode caches aside)."""
@@ -182,13 +197,20 @@ def test_start_without_any_config_explains_and_starts_nothing(ws):
     assert ws.credhelper_calls() == []
 
 
-def test_prebuild_then_start_then_restart(ws):
-    pytest.importorskip("credhelper.daemon", reason="needs the daemon (credhelper.daemon) to start it")
-    pytest.importorskip("credhelper.cli", reason="needs the credhelper CLI (credhelper.cli)")
-    # A device-code account: starting needs no token, and none may be asked for before a login.
-    (ws.repo / ".gitpod" / "credhelper.toml").write_text(render_config(
-        azure_devops="contoso", device_code=True, tenant="contoso", client_id="public-app"))
+def federated_config(em) -> str:
+    """The workspace identity from `gp idp token`, trusted by the emulator, for its feed."""
+    gp_command = json.dumps(["gp", "idp", "token", "--audience", "api://AzureADTokenExchange"])
+    return (f'[accounts.workspace]\nauthority = "{em.idp_base}/{em.tenant}"\n'
+            f'client_id = "fed-app"\nflow = "federated"\nassertion_command = {gp_command}\n'
+            f'ca_bundle = "{em.ca_file}"\n\n'
+            f'[[routes]]\nurl = "{em.feed_base}/"\naccount = "workspace"\npreset = "azure-devops"\n')
+
+
+def test_prebuild_then_start_then_restart(ws, em):
+    ws.serve_gp_from(em)
+    (ws.repo / ".gitpod" / "credhelper.toml").write_text(federated_config(em))
     snapshot = ws.snapshot()
+    tokens_before = em.idp.count()
     prebuild = ws.run("before", "init", headless=True)
     assert prebuild.returncode == 0, prebuild.stderr
     assert ws.credhelper_calls() == [] and not ws.socket().exists()
@@ -199,16 +221,33 @@ def test_prebuild_then_start_then_restart(ws):
     assert Client(ws.socket(), timeout=5).ping()
     assert (ws.home / ".config" / "credhelper" / "config.toml").exists()
     assert ws.snapshot() == snapshot  # the daemon wrote its state under $HOME only
-    assert ws.token_requests() == []
+    assert ws.token_requests() == [] and em.idp.count() == tokens_before  # tokens on first use
     assert "sync-done credhelper" in ws.gp_log.read_text()
+
+    # A new terminal: its PATH comes from the hook; git needs no further step.
+    clone = ws.root / "demo"
+    result = subprocess.run(["git", "clone", "--quiet", em.git_url(), str(clone)],
+                            env=ws.terminal_env(em), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (clone / "README.md").exists()
+    assert em.idp.count(client_id="fed-app") > tokens_before and ws.token_requests()
+    doctor = subprocess.run([str(ws.venv / "bin" / "credhelper"), "doctor", "--json"], cwd=clone,
+                            env=ws.terminal_env(em), capture_output=True, text=True, timeout=60)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["workspace"]["status"] == "ok", checks["workspace"]  # clone's .git/config too
+    assert checks["token workspace"]["status"] == "ok", checks["token workspace"]
 
     # A restart keeps /workspace and nothing else: the daemon is gone and $HOME is fresh.
     Client(ws.socket(), timeout=5).call("stop")
     shutil.rmtree(ws.home)
     ws.home.mkdir()
+    snapshot = ws.snapshot()
     restart = ws.run("before", "command")
     assert restart.returncode == 0, restart.stderr
-    assert ws.credhelper_calls() == ["start", "configure all"] * 2
+    assert ws.credhelper_calls()[-2:] == ["start", "configure all"]
     assert Client(ws.socket(), timeout=5).ping()
     assert ws.snapshot() == snapshot
     assert os.path.exists(ws.home / ".bashrc.d" / "60-credhelper")
+    fetch = subprocess.run(["git", "-C", str(clone), "fetch", "--quiet"], env=ws.terminal_env(em),
+                           capture_output=True, text=True, timeout=60)
+    assert fetch.returncode == 0, fetch.stderr

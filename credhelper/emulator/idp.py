@@ -35,6 +35,7 @@ class IdentityProvider:
         self.sessions = Sessions()
         self.faults = Faults()
         self.lifetime: Tuple[int, int] = (3600, 5400)
+        self.date_skew = 0.0                # seconds added to the Date header (a server clock off)
         self.requests: List[Dict[str, Any]] = []
         self.feed_log: List[Dict[str, Any]] = []   # the feed server's log, shown by /stats
         self._lock = threading.Lock()
@@ -57,8 +58,9 @@ class IdentityProvider:
         self.faults.add(kind, times, retry_after, seconds)
 
     def clear_faults(self) -> None:
-        """Drop every planned fault and end any outage."""
+        """Drop every planned fault, end any outage, put the Date header back on time."""
         self.faults.clear()
+        self.date_skew = 0.0
 
     def count(self, grant_type: Optional[str] = None, client_id: Optional[str] = None) -> int:
         """How many token requests matched (faulted ones included)."""

@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,6 +63,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # the apps keep their own structured logs
+
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """The ``Date`` header, shifted by the app's ``date_skew`` (to test clock checks)."""
+        if timestamp is None:
+            timestamp = time.time() + float(getattr(self.server.app, "date_skew", 0.0))
+        return super().date_time_string(timestamp)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -169,5 +169,7 @@ def main() -> None:
     if len(sys.argv) < 2:
         sys.stderr.write("usage: git-credential-entra get|store|erase  (run by git)\n")
         sys.exit(2)
+    # autostart: the first git call after login or boot starts the daemon (once, under a lock;
+    # CREDHELPER_NO_AUTOSTART=1 turns it off)
     sys.exit(handle(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer, sys.stderr,
-                    Client(timeout=GET_TIMEOUT)))
+                    Client(timeout=GET_TIMEOUT, autostart=True)))

@@ -70,7 +70,7 @@ class CredhelperKeyring(backend.KeyringBackend):
         if url is None:
             return None
         try:
-            reply = Client(timeout=GET_TIMEOUT).get(url, for_="pip")
+            reply = Client(timeout=GET_TIMEOUT, autostart=True).get(url, for_="pip")
         except (NoRoute, AmbiguousRoute, RequestError):
             return None
         except CredhelperError as exc:

@@ -158,6 +158,17 @@ class NpmrcSink:
                     self._replace(kept)
             self._recent.clear()
 
+    def set_registries(self, registries: Iterable[str]) -> None:
+        """Serve a new registry list (config reload): lines of dropped registries leave the file."""
+        keys = {registry_key(url): url for url in registries}
+        with self._lock:
+            self._keys = keys
+            self._tokens = {k: t for k, t in self._tokens.items() if k in keys}
+            if self._tokens:
+                self._sync()
+        if not keys or not self._tokens:
+            self.remove()
+
     def watch(self) -> None:
         """Restore the block within about a second whenever someone rewrites or deletes the file."""
         if self._observer is not None:

@@ -1,0 +1,195 @@
+"""Doctor checks for the tools' own configuration: git helpers, pip's keyring provider, npmrc.
+
+Nothing here prints a value from a credential: the npmrc check reads a token only to tell
+whether it is present and still unexpired.
+"""
+
+import base64
+import configparser
+import json
+import os
+import shutil
+import stat
+import subprocess
+import time
+from typing import Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from . import paths
+from .configure import GIT_HELPER, pip_config_path
+from .errors import ConfigError
+from .doctor import FAIL, OK, SKIP, WARN, Check, Context
+from .routing import Router, redact
+
+# git helpers that keep what they are given: placed next to ours they would hold a copy of
+# our token (and hand it out after it expired).
+STORING = frozenset({"store", "cache", "manager", "manager-core", "osxkeychain", "libsecret",
+                     "wincred", "gnome-keyring", "netrc"})
+FIX_GIT = "run: credhelper configure git"
+
+
+def _helper_name(value: str) -> str:
+    word = value.split()[0] if value.split() else ""
+    name = os.path.basename(word)
+    return name[len("git-credential-"):] if name.startswith("git-credential-") else name
+
+
+def _applies(key: str, origin: str) -> bool:
+    """Whether ``credential[.<url>].helper`` is read for requests to ``origin``."""
+    lower = key.lower()
+    if lower == "credential.helper":
+        return True
+    if not (lower.startswith("credential.") and lower.endswith(".helper")):
+        return False
+    pattern = urlsplit(key[len("credential."):-len(".helper")])
+    wanted = urlsplit(origin)
+    port = pattern.port or (443 if pattern.scheme.lower() == "https" else None)
+    return (pattern.scheme.lower() == "https" and (pattern.hostname or "") == wanted.hostname
+            and port == (wanted.port or 443))
+
+
+def _git_entries() -> List[Tuple[str, str, str]]:
+    """(scope, key, value) of every git config entry, in the order git reads them."""
+    done = subprocess.run(["git", "config", "-z", "--show-scope", "--list"], capture_output=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    fields = done.stdout.decode("utf-8", "replace").split("\0")
+    entries = []
+    for scope, item in zip(fields[0::2], fields[1::2]):
+        key, _, value = item.partition("\n")
+        entries.append((scope, key, value))
+    return entries
+
+
+def helper_chain(entries: List[Tuple[str, str, str]], origin: str) -> List[Tuple[str, str]]:
+    """The (scope, helper) list git builds for ``origin``; an empty value resets it, as in git."""
+    chain: List[Tuple[str, str]] = []
+    for scope, key, value in entries:
+        if _applies(key, origin):
+            chain = [] if value == "" else chain + [(scope, value)]
+    return chain
+
+
+def _chain_problem(chain: List[Tuple[str, str]]) -> Optional[str]:
+    names = [_helper_name(value) for _, value in chain]
+    if GIT_HELPER not in names:
+        return "git does not ask credhelper (helpers: {})".format(", ".join(names) or "none")
+    ours = names.index(GIT_HELPER)
+    for index, (scope, value) in enumerate(chain):
+        if _helper_name(value) in STORING:
+            where = "before" if index < ours else "after"
+            return (f"{_helper_name(value)!r} ({scope} config) comes {where} credhelper: "
+                    + ("its stored password wins over our token" if where == "before"
+                       else "git would hand it our token to store"))
+    return None
+
+
+def check_git(ctx: Context) -> Iterator[Check]:
+    """Each routed origin uses our helper and no storing one; useHttpPath where routes need it."""
+
+    if ctx.config is None:
+        yield Check("git", SKIP, "needs a valid config")
+        return
+    if shutil.which("git") is None:
+        yield Check("git", SKIP, "git is not installed")
+        return
+    if shutil.which(f"git-credential-{GIT_HELPER}") is None:
+        yield Check("git helper", FAIL, f"git-credential-{GIT_HELPER} is not on PATH",
+                    "add credhelper's bin directory (its virtualenv's bin) to PATH")
+    router, entries, fine = Router(ctx.config.routes), _git_entries(), True
+    for origin in router.origins():
+        problem = _chain_problem(helper_chain(entries, origin))
+        if problem:
+            fine = False
+            yield Check("git", FAIL, f"{origin}: {problem}", FIX_GIT)
+        if router.needs_path(origin):
+            done = subprocess.run(
+                ["git", "config", "--type=bool", "--get-urlmatch", "credential.useHttpPath", origin],
+                capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+            if done.stdout.strip() != "true":
+                fine = False
+                yield Check("git", FAIL, f"{origin}: credential.useHttpPath is off, but routes on "
+                            "this host differ by path (git would get ambiguous_route)", FIX_GIT)
+    if fine:
+        yield Check("git", OK, f"{len(router.origins())} origin(s) ask credhelper only")
+
+
+def check_pip(ctx: Context) -> Iterator[Check]:
+    """pip asks keyring (and so credhelper) for credentials."""
+
+    fix = "run: credhelper configure pip"
+    env = os.environ.get("PIP_KEYRING_PROVIDER", "").strip()
+    try:
+        path = pip_config_path()
+    except ConfigError as exc:
+        yield Check("pip", FAIL, exc.message, "unset PIP_CONFIG_FILE, then: credhelper configure pip")
+        return
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        yield Check("pip", FAIL, f"{path}: unreadable ({type(exc).__name__})", f"fix {path} by hand")
+        return
+    value, where = env, "PIP_KEYRING_PROVIDER"
+    for section in ("global", "install"):
+        for option in ("keyring-provider", "keyring_provider"):
+            if not value and parser.has_option(section, option):
+                value, where = parser.get(section, option).strip(), f"{path} [{section}]"
+    if value in ("import", "subprocess"):
+        yield Check("pip", OK, f"keyring-provider = {value} ({where})")
+    elif value == "auto":
+        yield Check("pip", WARN, f"keyring-provider = auto ({where}): pip skips keyring with "
+                    "--no-input and in some environments", fix)
+    else:
+        shown = f"keyring-provider = {value} ({where})" if value else f"no keyring-provider in {path}"
+        yield Check("pip", FAIL, f"{shown}: pip will not ask credhelper", fix)
+
+
+def _expiry(token: str) -> Optional[float]:
+    """The ``exp`` claim of a JWT, without verifying it; None when it is not a JWT."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_npm(ctx: Context) -> Iterator[Check]:
+    """The managed npmrc block holds a live line for every ``[npm] registries`` entry."""
+    from .sinks.npmrc import BEGIN, END, registry_key
+
+    if ctx.config is None:
+        yield Check("npm", SKIP, "needs a valid config")
+        return
+    if not ctx.config.npm_registries:
+        yield Check("npm", OK, "no [npm] registries configured")
+        return
+    npmrc = paths.npmrc_path()
+    fix = ("the daemon writes it: credhelper start" if ctx.daemon is None
+           else "the daemon rewrites it after its next token; to force it: credhelper reload")
+    try:
+        text = npmrc.read_text(encoding="utf-8", errors="replace")
+        mode = stat.S_IMODE(os.stat(npmrc).st_mode)
+    except OSError:
+        text, mode = "", 0o600
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < begin:
+        yield Check("npm", FAIL, f"{npmrc}: the credhelper block is missing", fix)
+        return
+    block = text[begin:end].splitlines()
+    fine = True
+    if mode & 0o077:
+        fine = False
+        yield Check("npm", FAIL, f"{npmrc} has mode {mode:o} and holds tokens", f"run: chmod 600 {npmrc}")
+    for registry in ctx.config.npm_registries:
+        prefix = registry_key(registry) + ":_authToken="
+        tokens = [line[len(prefix):].strip() for line in block if line.startswith(prefix)]
+        expiry = _expiry(tokens[0]) if tokens and tokens[0] else None
+        if not tokens or not tokens[0]:
+            fine = False
+            yield Check("npm", FAIL, f"{redact(registry)}: missing from the credhelper block", fix)
+        elif expiry is not None and expiry <= time.time():
+            fine = False
+            yield Check("npm", FAIL, f"{redact(registry)}: stale (the token in {npmrc} expired)", fix)
+    if fine:
+        yield Check("npm", OK, f"{npmrc}: {len(ctx.config.npm_registries)} registry token(s) present")
