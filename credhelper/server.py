@@ -77,6 +77,24 @@ def bind_unix(path: Path) -> socket.socket:
     return sock
 
 
+def _drain(conn: socket.socket, limit: int = 2 * protocol.MAX_MESSAGE) -> None:
+    """Read what the client sent and we did not (a refused or oversized request) before closing.
+
+    Closing a Unix socket with unread input resets the connection, and the client would lose
+    the error reply already queued for it. A well-behaved client has half-closed: one recv.
+    """
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(0.5)
+        while limit > 0:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            limit -= len(chunk)
+    except OSError:
+        pass
+
+
 class SocketServer:
     """Accepts connections and runs ``handler`` for each request on a worker thread."""
 
@@ -145,6 +163,7 @@ class SocketServer:
         except Exception:  # noqa: BLE001 - the daemon must outlive any one client
             log.exception("unexpected error while serving a client")
         finally:
+            _drain(conn)
             conn.close()
             self._pending.release()
 

@@ -76,7 +76,8 @@ class Workspace:
         bin_dir.mkdir(parents=True)
         self._script(bin_dir / "python", f'exec "{sys.executable}" "$@"')
         self._script(bin_dir / "credhelper",
-                     f'echo "$*" >> "{self.calls}"\nexec "{sys.executable}" -m credhelper "$@"')
+                     f'echo "$*" >> "{self.calls}"\n'
+                     f'exec "{Path(sys.executable).parent / "credhelper"}" "$@"')
         self._script(bin_dir / "git-credential-entra",
                      f'exec "{Path(sys.executable).parent / "git-credential-entra"}" "$@"')
         fake_bin = self.fake_bin = tmp / "fakebin"

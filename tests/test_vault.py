@@ -42,7 +42,6 @@ def file_vault(state: Path, **kwargs) -> Vault:
 
 class MemoryKeyring(KeyringBackend):
     priority = 5  # type: ignore[assignment]
-    viable = False  # handed to keystores directly; keyring's own discovery must not pick it up
 
     def __init__(self) -> None:
         super().__init__()

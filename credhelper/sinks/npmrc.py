@@ -135,15 +135,6 @@ class NpmrcSink:
         if not remaining:
             self.remove()
 
-    def set_registries(self, registries: Iterable[str]) -> None:
-        """Follow a config reload: registries no longer configured lose their line."""
-        keys = {registry_key(url): url for url in registries}
-        dropped = [url for key, url in self._keys.items() if key not in keys]
-        with self._lock:
-            self._keys = keys
-        if dropped:
-            self.forget(dropped)
-
     def remove(self) -> None:
         """Take the managed block (and any of our token lines npm moved out of it) out of the file."""
         with self._lock:
