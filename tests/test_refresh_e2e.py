@@ -81,6 +81,7 @@ def test_eight_hours_of_refresh_with_an_outage_in_the_middle(
     # meets it with the least cover its schedule leaves (the worst alignment there is).
     outage_start = outage_end = None
     outage_on = False
+    degraded: List[dict] = []
     remaining: Dict[Slot, List[Tuple[float, float]]] = {slot: [] for slot in SLOTS}
     while clock.now() - start < SIMULATED:
         now = clock.advance(STEP)
@@ -93,6 +94,9 @@ def test_eight_hours_of_refresh_with_an_outage_in_the_middle(
             em.idp.clear_faults()
             outage_on = False
         tokens.run_due(wait=True)
+        if outage_on:
+            degraded += [s for s in tokens.status() if s["state"] == "degraded"
+                         and s["next_refresh"] is not None and s["next_refresh"] > now]
         before = len(em.idp.requests)
         for slot in SLOTS:
             token = tokens.get(*slot)  # raises if any get failed
@@ -102,6 +106,8 @@ def test_eight_hours_of_refresh_with_an_outage_in_the_middle(
 
     faulted = [r for slot in SLOTS for r in _requests(em, slot, first) if r["fault"] == "outage"]
     assert faulted, "no refresh met the outage: the test proved nothing about it"
+    # what `credhelper status` shows meanwhile: degraded, the backoff's next try, the reason
+    assert degraded and all(s["failures"] >= 1 and "HTTP 503" in s["reason"] for s in degraded)
     for slot in SLOTS:
         served = remaining[slot]
         # normal operation: always more than five minutes left on what a get returns
