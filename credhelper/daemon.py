@@ -20,7 +20,7 @@ from .auth.base import Token
 from .clock import SystemClock
 from .errors import AuthFailed, ConfigError, CredhelperError, RequestError
 from .logs import AuditLog, setup_logging
-from .routing import Router
+from .routing import Router, redact
 from .server import Peer, SocketServer, bind_unix
 from .sessions import Sessions
 from .sinks.npmrc import NpmrcSink
@@ -202,10 +202,10 @@ class Daemon:
             if any(c in token.access_token for c in _UNSAFE):
                 raise AuthFailed("the identity provider returned a token with control characters")
         except CredhelperError as exc:
-            self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=tool, url=url[:300],
+            self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=tool, url=redact(url, 300),
                              outcome=exc.code)
             raise
-        self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=tool, url=url[:300],
+        self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=tool, url=redact(url, 300),
                          account=route.account, outcome="ok")
         return {"ok": True, "username": route.username, "token": token.access_token,
                 "expires_on": int(token.expires_on), "account": route.account}
@@ -217,7 +217,7 @@ class Daemon:
             raise RequestError("'token' must be a string")
         route = self.router.resolve(url)
         dropped = self.tokens.invalidate(route.account, route.scopes, token)
-        self.audit.write(event="invalidate", pid=peer.pid, exe=peer.exe, url=url[:300],
+        self.audit.write(event="invalidate", pid=peer.pid, exe=peer.exe, url=redact(url, 300),
                          account=route.account, outcome="dropped" if dropped else "not_held")
         return {"ok": True, "dropped": dropped}
 

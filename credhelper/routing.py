@@ -53,11 +53,11 @@ def shorten(text: str, limit: int = 100) -> str:
     return shown + "..." if len(text) > limit else shown
 
 
-def redact(url: str) -> str:
+def redact(url: str, limit: int = 100) -> str:
     """``url`` for a message: userinfo and query masked (they may hold secrets), shortened."""
     url = re.sub(r"\A([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@", r"\1***@", url)
     url = re.sub(r"[?#].*", "?...", url, flags=re.S)
-    return shorten(url)
+    return shorten(url, limit)
 
 
 class Refused(RequestError):

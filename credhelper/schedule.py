@@ -8,7 +8,10 @@ Numbers, for Entra's 60-90 minute tokens:
   A one-hour token is refreshed 23-28 minutes in, so it still has over 30 minutes of cover when the
   first attempt fails: a 30-minute outage of the identity provider does not reach the user.
 * ``backoff``: full jitter over 5 s doubling to 5 min (``rand * cap``), at least 1 s so a failing
-  source cannot spin, and never sooner than the provider's ``Retry-After``.
+  source cannot spin, and never sooner than the provider's ``Retry-After``. While a held token
+  still covers us, the next try comes no later than halfway through what is left of its usable
+  life: after a long outage the last minutes of cover must not pass in one 5-minute sleep while
+  the identity provider is already back.
 * ``usable``: a token is handed out only with more than ``SERVE_MARGIN`` seconds left; the hot path
   wants ``FRESH_MARGIN`` (a git fetch must not outlive its token).
 """
@@ -49,9 +52,15 @@ def backoff_cap(attempt: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** exponent)
 
 
-def backoff(attempt: int, rand: float, retry_after: Optional[float] = None) -> float:
-    """Seconds to wait after ``attempt`` consecutive failures; ``rand`` is a random in [0, 1)."""
+def backoff(attempt: int, rand: float, retry_after: Optional[float] = None,
+            cover: Optional[float] = None) -> float:
+    """Seconds to wait after ``attempt`` consecutive failures; ``rand`` is a random in [0, 1).
+
+    ``cover``: seconds the held token has left, if one is held.
+    """
     delay = max(BACKOFF_FLOOR, min(max(rand, 0.0), 1.0) * backoff_cap(attempt))
+    if cover is not None and cover > SERVE_MARGIN:
+        delay = min(delay, max(BACKOFF_FLOOR, (cover - SERVE_MARGIN) / 2))
     if retry_after is not None and retry_after > delay:
         delay = float(retry_after)
     return delay

@@ -151,7 +151,9 @@ class TokenManager:
                 slot.failures += 1
                 slot.error = error
                 retry_after = error.retry_after if isinstance(error, Throttled) else None
-                slot.retry_at = now + schedule.backoff(slot.failures, self._rng.random(), retry_after)
+                cover = slot.token.expires_on - now if slot.token is not None else None
+                slot.retry_at = now + schedule.backoff(slot.failures, self._rng.random(),
+                                                       retry_after, cover)
                 # a cold slot retries on the next get; a warm or pinned one in the background
                 keep = slot.pinned or slot.token is not None
                 slot.next_refresh = slot.retry_at if keep else None

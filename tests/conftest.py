@@ -6,14 +6,12 @@ captured output; finding one fails the run.
 """
 
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator
 
 import pytest
 
+import leaks
 from harness import Workspace
-
-_scanned_files: List[Path] = []
-_captured: List[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +40,7 @@ def ws(tmp_path: Path, em: "object") -> Iterator[Workspace]:
     workspace = Workspace(tmp_path, em)
     yield workspace
     workspace.stop_daemon()
-    _scanned_files.extend([workspace.root / "daemon.stderr", workspace.state_dir / "daemon.log",
-                           workspace.state_dir / "audit.log"])
+    leaks.watch(workspace)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -51,16 +48,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: "pytest.CallInfo[None]") 
     """Keep each test's captured output for the end-of-run leak check."""
     outcome = yield
     report = outcome.get_result()
-    _captured.extend(content for _, content in report.sections)
+    leaks.captured.extend(content for _, content in report.sections)
     if report.longrepr is not None:
-        _captured.append(str(report.longrepr))
+        leaks.captured.append(str(report.longrepr))
 
 
 def _check_no_leaks(em: "object") -> None:
-    secrets = [s for s in em.idp.secrets_issued() if len(s) >= 16]
-    texts = list(_captured)
-    for path in _scanned_files:
-        if path.exists():
-            texts.append(path.read_text(errors="replace"))
-    leaks = sum(1 for text in texts for secret in secrets if secret in text)
-    assert leaks == 0, f"{leaks} token/secret occurrences found in logs or captured output"
+    issued = sum(1 for r in em.idp.requests if r["status"] == 200)
+    leaks.check(em.idp.secrets_issued(), leaks.captured + leaks.read_texts(leaks.scanned_files),
+                issued)

@@ -226,6 +226,20 @@ def test_parse_follows_git_rules():
     assert scalars == {"protocol": "https", "host": "h2.example", "path": "p/q", "future": "1"}
 
 
+@pytest.mark.parametrize("url", [
+    "https://h.example/a\tb", " https://h.example/", "https://h.example/ ", "https://h.ex\tample/",
+    "https://h.example\uff0fevil/", "https://h.example\uff20evil.example/",
+])
+def test_url_attribute_urlsplit_would_launder_stands_for_nothing(url):
+    scalars, _ = gitfront.parse(f"protocol=https\nhost=h.example\nurl={url}\n".encode())
+    assert gitfront.target_url(scalars) is None
+
+
+def test_url_attribute_keeps_bytes_that_are_not_utf8():
+    scalars, _ = gitfront.parse(b"url=https://h.example/a%ffb\n")
+    assert gitfront.target_url(scalars) == "https://h.example/a%FFb"  # the daemon refuses it
+
+
 @pytest.mark.parametrize("scalars,url", [
     ({"protocol": "https", "host": "h.example"}, "https://h.example/"),
     ({"protocol": "HTTPS", "host": "h.example:444", "path": "a b/c"}, "https://h.example:444/a%20b/c"),

@@ -69,6 +69,17 @@ def test_backoff_honours_retry_after():
     assert schedule.backoff(9, 0.9, retry_after=1) == pytest.approx(270)
 
 
+def test_backoff_retries_while_the_held_token_still_covers():
+    # plenty of cover: plain full jitter
+    assert schedule.backoff(9, 0.9, cover=3000) == pytest.approx(270)
+    # 150 s of cover left: try again within 45 s, while the token is still usable
+    assert schedule.backoff(9, 0.9, cover=150) == pytest.approx(45)
+    assert schedule.backoff(9, 0.9, cover=61) == schedule.BACKOFF_FLOOR
+    # nothing usable left to protect: back to the normal delay; Retry-After always wins
+    assert schedule.backoff(9, 0.9, cover=30) == pytest.approx(270)
+    assert schedule.backoff(9, 0.9, retry_after=120, cover=150) == 120
+
+
 def test_usable_and_fresh_margins():
     token = Token("t", T0 + 301)
     assert schedule.fresh(token, T0) and not schedule.fresh(token, T0 + 1)

@@ -53,9 +53,18 @@ def parse(data: bytes) -> Attributes:
 
 
 def _url_parts(url: str) -> Dict[str, str]:
-    parts = urllib.parse.urlsplit(url)
+    nothing = {"protocol": "", "host": "", "path": ""}
+    if url != url.strip() or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+        # urlsplit silently drops tabs, newlines and surrounding blanks (as browsers do), which
+        # would launder a URL the daemon refuses into one it accepts: stand for nothing instead
+        return nothing
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. a host that NFKC-normalises into '/', '?', '#' or '@'
+        return nothing
     found = {"protocol": parts.scheme, "host": parts.netloc.rpartition("@")[2]}
-    path = urllib.parse.unquote(parts.path.lstrip("/"))
+    # surrogateescape, not U+FFFD: bytes that are not UTF-8 must reach the daemon as they came
+    path = urllib.parse.unquote(parts.path.lstrip("/"), errors="surrogateescape")
     if path:
         found["path"] = path
     return found
