@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-import conftest
+import leaks
 from harness import ADO, Workspace
 
 pytestmark = pytest.mark.timeout(120)
@@ -44,8 +44,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Iterator[Wo
         time.sleep(0.05)
     yield ws
     ws.stop_daemon()
-    conftest._scanned_files.extend([ws.root / "daemon.stderr", ws.state_dir / "daemon.log",
-                                    ws.state_dir / "audit.log"])
+    leaks.watch(ws)
 
 
 def doctor(ws: Workspace, **env: str) -> Tuple[int, List[Dict[str, Any]]]:

@@ -212,6 +212,7 @@ def test_prebuild_then_start_then_restart(ws, em):
     (ws.repo / ".gitpod" / "credhelper.toml").write_text(federated_config(em))
     snapshot = ws.snapshot()
     tokens_before = em.idp.count()
+    federated_before = em.idp.count(client_id="fed-app")
     prebuild = ws.run("before", "init", headless=True)
     assert prebuild.returncode == 0, prebuild.stderr
     assert ws.credhelper_calls() == [] and not ws.socket().exists()
@@ -231,7 +232,7 @@ def test_prebuild_then_start_then_restart(ws, em):
                             env=ws.terminal_env(em), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (clone / "README.md").exists()
-    assert em.idp.count(client_id="fed-app") > tokens_before and ws.token_requests()
+    assert em.idp.count(client_id="fed-app") > federated_before and ws.token_requests()
     doctor = subprocess.run([str(ws.venv / "bin" / "credhelper"), "doctor", "--json"], cwd=clone,
                             env=ws.terminal_env(em), capture_output=True, text=True, timeout=60)
     checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
