@@ -116,7 +116,7 @@ def stop() -> None:
     except CredhelperError as exc:
         fail(exc)
     deadline = time.monotonic() + 10
-    while client.socket_path.exists() and time.monotonic() < deadline:
+    while os.path.exists(client.socket_path) and time.monotonic() < deadline:
         time.sleep(0.05)
     click.echo("credhelper: daemon stopped")
 

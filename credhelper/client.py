@@ -3,10 +3,13 @@
 Standard library only: this runs in every git and pip process.
 """
 
+from __future__ import annotations
+
 import os
 import socket
-from pathlib import Path
-from typing import Any, Dict, Optional
+TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Union
 
 from . import paths, protocol
 from .errors import CredhelperError, DaemonUnavailable, from_wire
@@ -18,10 +21,10 @@ class Client:
     """Talks to the daemon: one connection per request, as the protocol says."""
 
     def __init__(
-        self, socket_path: Optional[Path] = None, timeout: float = DEFAULT_TIMEOUT,
+        self, socket_path: Optional[Union[str, os.PathLike]] = None, timeout: float = DEFAULT_TIMEOUT,
         autostart: bool = False,
     ) -> None:
-        self.socket_path = Path(socket_path) if socket_path else paths.socket_path()
+        self.socket_path = os.fspath(socket_path) if socket_path else paths.socket_file()
         self.timeout = timeout
         self.autostart = autostart
 
@@ -63,7 +66,7 @@ class Client:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
-            sock.connect(os.fspath(self.socket_path))
+            sock.connect(self.socket_path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise DaemonUnavailable(

@@ -20,7 +20,11 @@ Foreign errors (msal error dicts, InvalidTag, OSError) are translated at the bou
 This module is on the hot path: standard library only.
 """
 
-from typing import Dict, Optional, Type
+from __future__ import annotations
+
+TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Type
 
 
 class CredhelperError(Exception):

@@ -4,57 +4,72 @@ Environment is read on every call so tests and wrappers can point credhelper els
 This module is on the hot path: standard library only.
 """
 
+from __future__ import annotations
+
 import os
 import stat
-from pathlib import Path
 
 from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP = "credhelper"
 
 
-def _home() -> Path:
-    return Path(os.environ.get("HOME") or os.path.expanduser("~"))
+def _path(text: str) -> Path:
+    # pathlib (and the urllib.parse it pulls in) is imported only off the git helper's path
+    from pathlib import Path
+
+    return Path(text)
 
 
-def _xdg(var: str, default: str) -> Path:
+def _xdg(var: str, default: str) -> str:
     value = os.environ.get(var)
-    return Path(value) if value and os.path.isabs(value) else _home() / default
+    if value and os.path.isabs(value):
+        return value
+    return os.path.join(os.environ.get("HOME") or os.path.expanduser("~"), default)
 
 
 def config_path() -> Path:
     """``$CREDHELPER_CONFIG``, else ``$XDG_CONFIG_HOME/credhelper/config.toml``."""
     explicit = os.environ.get("CREDHELPER_CONFIG")
     if explicit:
-        return Path(explicit).expanduser()
-    return _xdg("XDG_CONFIG_HOME", ".config") / APP / "config.toml"
+        return _path(os.path.expanduser(explicit))
+    return _path(os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), APP, "config.toml"))
 
 
-def socket_path() -> Path:
+def socket_file() -> str:
     """``$CREDHELPER_SOCKET``, else under ``$XDG_RUNTIME_DIR``, else under ``$XDG_CACHE_HOME``."""
     explicit = os.environ.get("CREDHELPER_SOCKET")
     if explicit:
-        return Path(explicit).expanduser()
+        return os.path.expanduser(explicit)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isabs(runtime):
-        return Path(runtime) / APP / "daemon.sock"
-    return _xdg("XDG_CACHE_HOME", ".cache") / APP / "daemon.sock"
+        return os.path.join(runtime, APP, "daemon.sock")
+    return os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), APP, "daemon.sock")
+
+
+def socket_path() -> Path:
+    """The socket's place (``socket_file``) as a Path."""
+    return _path(socket_file())
 
 
 def state_dir() -> Path:
     """``$CREDHELPER_STATE_DIR``, else ``$XDG_STATE_HOME/credhelper``."""
     explicit = os.environ.get("CREDHELPER_STATE_DIR")
     if explicit:
-        return Path(explicit).expanduser()
-    return _xdg("XDG_STATE_HOME", ".local/state") / APP
+        return _path(os.path.expanduser(explicit))
+    return _path(os.path.join(_xdg("XDG_STATE_HOME", ".local/state"), APP))
 
 
 def npmrc_path() -> Path:
     """The user npmrc npm reads: ``$NPM_CONFIG_USERCONFIG``, else ``~/.npmrc``."""
     explicit = os.environ.get("NPM_CONFIG_USERCONFIG") or os.environ.get("npm_config_userconfig")
     if explicit:
-        return Path(explicit).expanduser()
-    return _home() / ".npmrc"
+        return _path(os.path.expanduser(explicit))
+    return _path(os.path.join(os.environ.get("HOME") or os.path.expanduser("~"), ".npmrc"))
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -3,9 +3,13 @@
 This module is on the hot path: standard library only, no I/O beyond the socket it is given.
 """
 
+from __future__ import annotations
+
 import json
 import socket
-from typing import Any, Dict
+TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
+if TYPE_CHECKING:
+    from typing import Any, Dict
 
 from .errors import CredhelperError, RequestError
 

@@ -5,10 +5,14 @@ git runs ``git-credential-entra get|store|erase`` with ``key=value`` lines on st
 This runs in every git process that needs a credential: standard library only.
 """
 
-import hmac
+from __future__ import annotations
+
 import sys
-import urllib.parse
-from typing import BinaryIO, Dict, List, Optional, TextIO, Tuple
+TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
+if TYPE_CHECKING:
+    from typing import BinaryIO, Dict, List, Optional, TextIO, Tuple
+
+    Attributes = Tuple[Dict[str, str], Dict[str, List[str]]]
 
 from ..client import Client
 from ..errors import (
@@ -22,9 +26,8 @@ _UNSAFE_VALUE = ("\n", "\r", "\0")
 # Characters git's host attribute never legitimately holds; seeing one means the input is not
 # a URL we should build and send anywhere.
 _BAD_HOST_CHARS = frozenset("/\\@?#%") | frozenset(chr(c) for c in range(0x21))
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
-
-Attributes = Tuple[Dict[str, str], Dict[str, List[str]]]
+_PATH_SAFE = frozenset(b"/:@!$&'()*+,;=-._~ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                       b"0123456789")
 
 
 def parse(data: bytes) -> Attributes:
@@ -58,6 +61,8 @@ def _url_parts(url: str) -> Dict[str, str]:
         # urlsplit silently drops tabs, newlines and surrounding blanks (as browsers do), which
         # would launder a URL the daemon refuses into one it accepts: stand for nothing instead
         return nothing
+    import urllib.parse  # only for url=, which git itself rarely sends
+
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:  # e.g. a host that NFKC-normalises into '/', '?', '#' or '@'
@@ -78,9 +83,13 @@ def target_url(scalars: Dict[str, str]) -> Optional[str]:
     if not host or any(ch in _BAD_HOST_CHARS for ch in host):
         return None
     # git hands us the path decoded; quote it back so the daemon sees a well-formed URL
-    path = urllib.parse.quote(scalars.get("path", "").lstrip("/"), safe=_PATH_SAFE,
-                              errors="surrogateescape")
-    return f"https://{host}/{path}"
+    return f"https://{host}/{quote_path(scalars.get('path', '').lstrip('/'))}"
+
+
+def quote_path(path: str) -> str:
+    """Percent-encode a decoded path (bytes that are not UTF-8 travel as surrogate escapes)."""
+    return "".join(chr(b) if b in _PATH_SAFE else f"%{b:02X}"
+                   for b in path.encode("utf-8", "surrogateescape"))
 
 
 def _say(stderr: TextIO, message: str) -> None:
@@ -146,6 +155,7 @@ def _erase(url: str, scalars: Dict[str, str], client: Client) -> int:
     offered = scalars.get("credential") or scalars.get("password")
     if not offered:
         return 0
+    import hmac
     # Ask for our current token first and compare here, so another host's password that git
     # is erasing never travels to the daemon.
     try:
