@@ -114,12 +114,19 @@ class Daemon:
             sock, owned_path = inherited[0], None
         else:
             sock, owned_path = bind_unix(self.socket_path), self.socket_path
-        self._server = SocketServer(sock, self._handle, self.audit, path=owned_path)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            try:
+        # A signal can land on any thread; then nothing interrupts the accept loop's select()
+        # and Python never runs the handler. The wakeup fd makes the kernel's delivery wake it.
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._server = SocketServer(sock, self._handle, self.audit, path=owned_path,
+                                    wake_fd=wake_r)
+        try:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(signum, self._on_signal)
-            except ValueError:  # not the main thread (tests): the caller stops us
-                break
+            signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread (tests): the caller stops us
+            pass
         self.refresher.start()
         if self.config.npm_registries:
             self.npm.watch()
@@ -131,6 +138,12 @@ class Daemon:
         try:
             self._server.serve_forever()
         finally:
+            try:
+                signal.set_wakeup_fd(-1)
+            except ValueError:
+                pass
+            os.close(wake_r)
+            os.close(wake_w)
             self._cleanup()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:

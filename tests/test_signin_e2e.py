@@ -35,3 +35,18 @@ def test_sign_in_then_git_and_pip_work_as_that_person(person: Workspace) -> None
     assert claims(token)["upn"] == "bob@contoso.com"
     status = ws.credhelper("status").stdout
     assert "signed in as bob@contoso.com" in status
+
+
+def test_restart_keeps_the_sign_in_from_the_encrypted_cache(person: Workspace) -> None:
+    ws, em = person, person.em
+    sign_in(ws, user="carol@contoso.com")
+    ws.client().get(em.git_url(), for_="cli")  # a refresh: the rotated refresh token is persisted
+    ws.stop_daemon()
+    sign_ins, refreshes = em.idp.count(grant_type="device_code"), em.idp.count("refresh_token")
+
+    ws.start_daemon()
+    assert "signed in as carol@contoso.com" in ws.credhelper("status").stdout
+    ws.git("ls-remote", em.git_url())
+    assert em.idp.count(grant_type="device_code") == sign_ins
+    assert em.idp.count(grant_type="refresh_token") == refreshes + 1
+    assert em.feeds.log[-1]["upn"] == "carol@contoso.com"
