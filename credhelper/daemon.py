@@ -300,6 +300,8 @@ class Daemon:
         if result.get("state") == "done":
             self.sessions.persist()
             self.tokens.drop_account(name)  # slots re-acquire with the new sign-in
+            if self.config.npm_registries:
+                self._warm_npm()  # dropping took the pinned npm slots too: the block needs them
             self.audit.write(event="login", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
         return {"ok": True, "account": name, **result}
 

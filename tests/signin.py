@@ -80,3 +80,17 @@ def pip_install(ws: Workspace, target: str, *packages: str, check: bool = True
                       "--no-cache-dir", "--keyring-provider", "import",
                       "--index-url", ws.em.pypi_url, "--target", target, *packages]
     return ws.run(cmd, check=check, env=env)
+
+
+def two_accounts_config(ws: Workspace) -> None:
+    """'work' (tenant contoso) serves git, 'other' (tenant fabrikam) serves the Python index;
+    both use the same public client id, as people do with a well-known multi-tenant app."""
+    ws.write_config(
+        {"work": device_account(ws), "other": device_account(ws, tenant="fabrikam")},
+        [{"url": f"{ws.em.feed_base}/git/", "account": "work", "preset": "azure-devops"},
+         {"url": f"{ws.em.feed_base}/pypi/", "account": "other", "scopes": [FEED_SCOPE]}])
+
+
+def stderr_lines(text: str) -> List[str]:
+    """Our own lines on a tool's stderr."""
+    return [line for line in text.splitlines() if line.startswith("credhelper:")]
