@@ -6,9 +6,7 @@ several tenants independently.
 """
 
 import json
-import os
 import signal
-import subprocess
 import time
 
 import pytest
