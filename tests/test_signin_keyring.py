@@ -8,6 +8,7 @@ import base64
 import json
 import shutil
 import subprocess
+import time
 from typing import Dict, Iterator
 
 import pytest
@@ -22,10 +23,30 @@ pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in TOOLS),
                                 reason="needs " + ", ".join(TOOLS) + " (make deps installs them)")
 
 
+# A session bus that activates nothing: with the stock config, a client asking for the Secret
+# Service before our unlocked gnome-keyring owns the name makes dbus-daemon start a second,
+# locked one that wins the name, and the login collection never appears.
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={dir}</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
 @pytest.fixture
 def secret_service(ws: Workspace) -> Iterator[Dict[str, str]]:
     """A D-Bus session bus with an unlocked gnome-keyring; its address goes into ws.env."""
-    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+    config = ws.root / "bus.conf"
+    config.write_text(BUS_CONFIG.format(dir=ws.root))
+    bus = subprocess.Popen(["dbus-daemon", f"--config-file={config}", "--nofork",
+                            "--print-address=1"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                            env=ws.env)
     keyring = None
@@ -42,9 +63,15 @@ def secret_service(ws: Workspace) -> Iterator[Dict[str, str]]:
         assert keyring.stdin is not None
         keyring.stdin.write(b"test-login-password")
         keyring.stdin.close()
-        probe = ws.run(["secret-tool", "store", "--label=probe", "app", "credhelper-test"],
-                       input="probe", timeout=30)
-        assert probe.returncode == 0
+        # The daemon creates the login collection a moment after it starts: wait for it.
+        deadline = time.monotonic() + 30
+        while True:
+            probe = ws.run(["secret-tool", "store", "--label=probe", "app", "credhelper-test"],
+                           check=False, input="probe", timeout=30)
+            if probe.returncode == 0:
+                break
+            assert time.monotonic() < deadline and keyring.poll() is None, probe.stderr
+            time.sleep(0.1)
         yield ws.env
     finally:
         ws.stop_daemon()  # before the bus goes: the daemon talks to it

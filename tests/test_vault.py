@@ -80,6 +80,12 @@ class EmptyChainer(ChainerBackend):
     backends = []  # type: ignore[assignment]
 
 
+# Subclassing KeyringBackend registers the class with keyring for the whole process: without
+# this, every later keyring lookup in the run (test_pip_keyring's chainer) would meet these.
+KeyringBackend._classes.difference_update(
+    {MemoryKeyring, BrokenKeyring, OwnBackend, PlaintextKeyring, EmptyChainer})
+
+
 def test_round_trip_is_encrypted_and_private(state):
     vault = file_vault(state)
     assert vault.load() is None  # missing means empty
