@@ -258,3 +258,14 @@ def test_git_and_pip_never_wait_for_a_person(person: Workspace) -> None:
     finally:
         login.interrupt()
         login.finish()
+
+
+def test_a_second_login_takes_over_the_first(person: Workspace) -> None:
+    ws, em = person, person.em
+    first = Login(ws)
+    second = Login(ws)
+    code, _, err = first.finish()
+    assert code == 7 and "another credhelper login" in err, err
+    em.idp.approve(second.user_code, user="niaj@contoso.com")
+    code, out, _ = second.finish()
+    assert code == 0 and "Signed in as niaj@contoso.com" in out
