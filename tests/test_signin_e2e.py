@@ -127,6 +127,8 @@ def test_kill_9_during_a_cache_write_keeps_the_cache(ws: Workspace) -> None:
     assert signed["work"]["username"] == "frank@contoso.com" and signed["other"] is None
     # the refresh token saved before the crash still works
     assert claims(ws.client().get(em.git_url(), for_="cli")["token"])["upn"] == "frank@contoso.com"
+    # and the next save sweeps the dead writer's half-written temp file
+    assert wait_for(lambda: not list(ws.state_dir.glob(".cache.bin.tmp-*")))
     with pytest.raises(NotSignedIn):
         ws.client().get(f"{em.feed_base}/pypi/simple/", for_="cli")
 

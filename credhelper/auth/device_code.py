@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 _RT = msal.TokenCache.CredentialType.REFRESH_TOKEN
 _AT = msal.TokenCache.CredentialType.ACCESS_TOKEN
+# invalid_grant with one of these suberrors asks the person for more (MFA, consent) for these
+# scopes: the refresh token may still serve others, so MSAL keeps it and so do we.
+_INTERACTION_SUBERRORS = frozenset({"basic_action", "additional_action", "message_only",
+                                    "consent_required"})
 _FAILURES = {
     "access_denied": "sign-in was denied",
     "authorization_declined": "sign-in was denied",
@@ -120,9 +124,9 @@ class DeviceCodeSource:
                                  f"identity provider ({type(exc).__name__})") from exc
             finally:
                 self._drop_access_tokens(account["home_account_id"])
-            if result and result.get("error") == "invalid_grant":
-                # The refresh token is dead (revoked, expired, already redeemed): keeping it
-                # would only let status claim a sign-in that can no longer work.
+            if _dead_grant(result):
+                # Revoked, expired or already redeemed: keeping it would only let status claim
+                # a sign-in that can no longer work.
                 app.remove_account(account)
                 if self._home_account_id == account["home_account_id"]:
                     self._home_account_id = None
@@ -233,6 +237,12 @@ class DeviceCodeSource:
         for at in list(self._cache.search(_AT, query={
                 "client_id": self.account.client_id, "home_account_id": home_account_id})):
             self._cache.remove_at(at)
+
+
+def _dead_grant(result: Optional[Dict[str, Any]]) -> bool:
+    """Whether an MSAL error says the refresh token itself will never work again."""
+    return bool(result) and result.get("error") == "invalid_grant" and \
+        result.get("suberror") not in _INTERACTION_SUBERRORS
 
 
 def _realm(app: msal.PublicClientApplication) -> Optional[str]:
