@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean deps
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,22 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/credhelper demo
 
+# System tools (command:Debian package) the Secret Service test uses: gnome-keyring on a private
+# D-Bus session, and secret-tool to look into it. Installed only when missing and only as root
+# (CI, fresh containers); elsewhere, or if apt fails, that test skips and says why.
+DEB_TOOLS := gnome-keyring-daemon:gnome-keyring dbus-daemon:dbus-daemon secret-tool:libsecret-tools
+deps:
+	@missing=""; for pair in $(DEB_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing$$missing"; \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || \
+	   (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing)) >/dev/null \
+	  || echo "could not install$$missing: the tests that need them will skip"; \
+	fi
+
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
-test: $(STAMP)
+test: $(STAMP) deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -1,8 +1,16 @@
 """The ``credhelper`` command line. Errors are one line on stderr with a documented exit code.
 
-Exit codes: 0 ok; 1 something failed (doctor found problems, auth failed); 2 bad usage or bad
-config; 3 the daemon is not running; 4 sign-in needed (or it was denied, expired or cancelled);
-130 interrupted.
+Exit codes:
+
+    0    ok
+    1    something failed (doctor found problems, auth failed, a sign-in could not start)
+    2    bad usage or bad config
+    3    the daemon is not running
+    4    sign-in needed: run ``credhelper login ACCOUNT``
+    5    login: the person declined the sign-in
+    6    login: the code expired before the sign-in finished
+    7    login: cancelled by another ``credhelper login`` or ``logout`` of the same account
+    130  login: interrupted (Ctrl-C); the sign-in is cancelled in the daemon too
 """
 
 import json
@@ -22,7 +30,7 @@ EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON, EXIT_SIGN_IN = 1, 2, 3, 4
 
 _EXIT_BY_ERROR = (
     (ConfigError, EXIT_USAGE), (RequestError, EXIT_USAGE), (DaemonUnavailable, EXIT_NO_DAEMON),
-    (NotSignedIn, EXIT_SIGN_IN), (LoginFailed, EXIT_SIGN_IN),
+    (NotSignedIn, EXIT_SIGN_IN), (LoginFailed, EXIT_FAILED),
 )
 
 

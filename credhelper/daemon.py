@@ -110,13 +110,20 @@ class Daemon:
             sock, owned_path = inherited[0], None
         else:
             sock, owned_path = bind_unix(self.socket_path), self.socket_path
-        self._server = SocketServer(sock, self._handle, self.audit, path=owned_path)
+        # A signal can land on any thread; then nothing interrupts the accept loop's select()
+        # and Python never runs the handler. The wakeup fd makes the kernel's delivery wake it.
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._server = SocketServer(sock, self._handle, self.audit, path=owned_path,
+                                    wake_fd=wake_r)
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: stacks to stderr
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            try:
+        try:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(signum, self._on_signal)
-            except ValueError:  # not the main thread (tests): the caller stops us
-                break
+            signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread (tests): the caller stops us
+            pass
         self.refresher.start()
         if self.config.npm_registries:
             self.npm.watch()
@@ -128,6 +135,12 @@ class Daemon:
         try:
             self._server.serve_forever()
         finally:
+            try:
+                signal.set_wakeup_fd(-1)
+            except ValueError:
+                pass
+            os.close(wake_r)
+            os.close(wake_w)
             self._cleanup()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -283,6 +296,8 @@ class Daemon:
         if result.get("state") == "done":
             self.sessions.persist()
             self.tokens.drop_account(name)  # slots re-acquire with the new sign-in
+            if self.config.npm_registries:
+                self._warm_npm()  # dropping took the pinned npm slots too: the block needs them
             self.audit.write(event="login", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
         return {"ok": True, "account": name, **result}
 

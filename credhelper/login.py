@@ -1,25 +1,44 @@
-"""``credhelper login``: the daemon runs the device flow; this shows the code and a countdown."""
+"""``credhelper login``: the daemon runs the device flow; this shows the code and a countdown.
 
+Each way a sign-in can end has its own exit code (listed in ``cli.py``'s docstring), so scripts
+and people can tell a refusal from a code left too long from a Ctrl-C.
+"""
+
+import signal
 import sys
 import time
-from typing import Optional, TextIO
+from typing import Dict, Optional, TextIO, Tuple
 
 from .client import Client
-from .errors import LoginFailed
+from .errors import CredhelperError
 
-EXIT_OK, EXIT_SIGN_IN, EXIT_INTERRUPTED = 0, 4, 130
+EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_DENIED, EXIT_EXPIRED, EXIT_CANCELLED, EXIT_INTERRUPTED = 5, 6, 7, 130
+
+# The daemon's failure codes (auth/device_code.py) → exit code and what to tell the person.
+_OUTCOMES: Dict[str, Tuple[int, str]] = {
+    "access_denied": (EXIT_DENIED, "sign-in to '{account}' was declined at the sign-in page"),
+    "authorization_declined": (EXIT_DENIED,
+                               "sign-in to '{account}' was declined at the sign-in page"),
+    "expired_token": (EXIT_EXPIRED, "the code expired before sign-in finished; "
+                                    "run credhelper login {account} for a new one"),
+    "code_expired": (EXIT_EXPIRED, "the code expired before sign-in finished; "
+                                   "run credhelper login {account} for a new one"),
+    "cancelled": (EXIT_CANCELLED, "sign-in to '{account}' was cancelled "
+                                  "(another credhelper login or logout took over)"),
+}
 
 
 def run_login(client: Client, account: Optional[str], out: TextIO = sys.stdout,
               err: TextIO = sys.stderr, poll: float = 1.0) -> int:
     """Start a device-code sign-in in the daemon and wait for the person to finish it."""
-    flow = client.call("login_start", account=account)
-    account = flow["account"]
-    out.write(f"To sign in as '{account}', open {flow['verification_uri']} "
-              f"and enter the code {flow['user_code']}\n")
-    out.flush()
-    expires_at = float(flow.get("expires_at") or time.time() + 900)
     try:
+        flow = client.call("login_start", account=account)
+        account = flow["account"]
+        out.write(f"To sign in as '{account}', open {flow['verification_uri']} "
+                  f"and enter the code {flow['user_code']}\n")
+        out.flush()
+        expires_at = float(flow.get("expires_at") or time.time() + 900)
         while True:
             reply = client.call("login_wait", timeout=poll + 10, account=account, wait=poll)
             state = reply.get("state")
@@ -29,18 +48,31 @@ def run_login(client: Client, account: Optional[str], out: TextIO = sys.stdout,
                 return EXIT_OK
             if state == "failed":
                 _clear(err)
-                raise LoginFailed(reply.get("message") or f"sign-in failed: {reply.get('error')}")
+                code, message = _failure(reply, account)
+                err.write(f"credhelper: {message}\n")
+                return code
             left = max(0, int(expires_at - time.time()))
             if err.isatty():
                 err.write(f"\rWaiting for sign-in… code expires in {left // 60}:{left % 60:02d} ")
                 err.flush()
     except KeyboardInterrupt:
+        # A second Ctrl-C must not turn the clean-up into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         _clear(err)
         try:
-            client.call("login_wait", account=account, wait=0, cancel=True)
-        finally:
-            err.write("credhelper: sign-in cancelled\n")
+            client.call("login_wait", timeout=5, account=account, wait=0, cancel=True)
+        except CredhelperError:
+            pass  # a daemon that cannot answer has no sign-in of ours to cancel
+        err.write("credhelper: sign-in cancelled\n")
         return EXIT_INTERRUPTED
+
+
+def _failure(reply: Dict[str, object], account: str) -> Tuple[int, str]:
+    error = str(reply.get("error") or "")
+    if error in _OUTCOMES:
+        code, text = _OUTCOMES[error]
+        return code, text.format(account=account)
+    return EXIT_FAILED, str(reply.get("message") or f"sign-in failed: {error}")
 
 
 def _clear(err: TextIO) -> None:

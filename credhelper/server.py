@@ -100,8 +100,9 @@ class SocketServer:
 
     def __init__(self, sock: socket.socket, handler: Handler, audit: AuditLog,
                  path: Optional[Path] = None, workers: int = 64, max_pending: int = 1024,
-                 read_timeout: float = 5.0) -> None:
+                 read_timeout: float = 5.0, wake_fd: Optional[int] = None) -> None:
         self._sock = sock
+        self._wake_fd = wake_fd  # readable now and then (a signal wakeup fd): drained, no more
         self._path = path
         self._handler = handler
         self._audit = audit
@@ -110,19 +111,25 @@ class SocketServer:
         self._read_timeout = read_timeout
         self._uid = os.getuid()
         self._stop_r, self._stop_w = os.pipe()
+        self._pipe_lock = threading.Lock()
+        self._pipe_open = True
         self._stopped = threading.Event()
-        self._shutdown_lock = threading.Lock()
 
     def serve_forever(self) -> None:
         """Accept until ``shutdown()``."""
         selector = selectors.DefaultSelector()
         selector.register(self._sock, selectors.EVENT_READ)
         selector.register(self._stop_r, selectors.EVENT_READ)
+        if self._wake_fd is not None:
+            selector.register(self._wake_fd, selectors.EVENT_READ)
         try:
             while not self._stopped.is_set():
                 for key, _ in selector.select():
                     if key.fileobj == self._stop_r:
                         return
+                    if key.fileobj == self._wake_fd:
+                        _drain_pipe(self._wake_fd)
+                        continue
                     try:
                         conn, _ = self._sock.accept()
                     except (BlockingIOError, InterruptedError):
@@ -133,10 +140,25 @@ class SocketServer:
                     self._dispatch(conn)
         finally:
             selector.close()
-            # Closed here, not in shutdown(): epoll forgets a closed fd's pending wake-up, so
-            # closing the pipe there could leave this loop asleep forever.
-            os.close(self._stop_r)
-            os.close(self._stop_w)
+            self._close()
+
+    def _close(self) -> None:
+        # Done by the loop's own thread, not by shutdown(): an fd closed while this thread is
+        # about to re-enter select() silently leaves the epoll set, the wake-up byte written to
+        # it is never seen, and the daemon hangs on SIGTERM.
+        try:
+            self._sock.close()
+        finally:
+            if self._path is not None:
+                try:
+                    os.unlink(self._path)
+                except FileNotFoundError:
+                    pass
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            with self._pipe_lock:
+                os.close(self._stop_r)
+                os.close(self._stop_w)
+                self._pipe_open = False
 
     def _dispatch(self, conn: socket.socket) -> None:
         if not self._pending.acquire(blocking=False):
@@ -187,19 +209,16 @@ class SocketServer:
             pass  # the client went away; nothing to tell it
 
     def shutdown(self) -> None:
-        """Stop accepting, finish requests in flight, remove our socket file."""
-        with self._shutdown_lock:
-            if self._stopped.is_set():
-                return
-            # Wake the loop before it can see the flag: once it has left, it closes the pipe.
-            os.write(self._stop_w, b"x")
-            self._stopped.set()
-        try:
-            self._sock.close()
-        finally:
-            if self._path is not None:
-                try:
-                    os.unlink(self._path)
-                except FileNotFoundError:
-                    pass
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        """Make ``serve_forever`` stop accepting, finish requests in flight, remove our socket."""
+        self._stopped.set()
+        with self._pipe_lock:
+            if self._pipe_open:  # else the loop has ended already
+                os.write(self._stop_w, b"x")
+
+
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass

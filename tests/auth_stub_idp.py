@@ -326,6 +326,8 @@ def _handler_for(idp: StubIdp) -> type:
                 body = {"error": step[1], "error_description": step[3] if len(step) > 3 else ""}
                 if step[2]:
                     body["error_codes"] = [step[2]]
+                if len(step) > 4:
+                    body["suberror"] = step[4]
                 self._reply(400, body)
             elif kind == "raw":
                 self._reply(200, step[1])

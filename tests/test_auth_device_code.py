@@ -92,6 +92,21 @@ def test_revoked_refresh_token_means_not_signed_in(idp, source) -> None:
     assert not any(token in str(caught.value) for token in idp.issued)
 
 
+def test_a_dead_refresh_token_is_forgotten_one_asking_for_mfa_is_kept(idp, source, cache) -> None:
+    assert sign_in(idp, source)["state"] == "done"
+    idp.script.append(("error", "invalid_grant", 50076, "AADSTS50076: MFA required",
+                       "basic_action"))
+    with pytest.raises(NotSignedIn):
+        source.acquire(SCOPES, now=0.0)
+    assert source.signed_in()["username"] == "alice@contoso.com"  # good for other scopes
+    assert source.acquire(SCOPES, now=0.0).access_token in idp.issued
+    idp.revoked = True
+    with pytest.raises(NotSignedIn):
+        source.acquire(SCOPES, now=0.0)
+    assert source.signed_in() is None  # status: sign-in needed
+    assert not json.loads(cache.serialize())["RefreshToken"]
+
+
 def test_denied_and_cancelled_sign_ins_fail_with_a_reason(idp, source) -> None:
     source.login_start()
     idp.deny()

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import msal
+from msal.authority import canonicalize
 
 from ..errors import AuthFailed, CredhelperError, IdpUnavailable, LoginFailed, Throttled
 from .base import Token
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 _RT = msal.TokenCache.CredentialType.REFRESH_TOKEN
 _AT = msal.TokenCache.CredentialType.ACCESS_TOKEN
+# invalid_grant with one of these suberrors asks the person for more (MFA, consent) for these
+# scopes: the refresh token may still serve others, so MSAL keeps it and so do we.
+_INTERACTION_SUBERRORS = frozenset({"basic_action", "additional_action", "message_only",
+                                    "consent_required"})
 _FAILURES = {
     "access_denied": "sign-in was denied",
     "authorization_declined": "sign-in was denied",
@@ -119,6 +124,12 @@ class DeviceCodeSource:
                                  f"identity provider ({type(exc).__name__})") from exc
             finally:
                 self._drop_access_tokens(account["home_account_id"])
+            if _dead_grant(result):
+                # Revoked, expired or already redeemed: keeping it would only let status claim
+                # a sign-in that can no longer work.
+                app.remove_account(account)
+                if self._home_account_id == account["home_account_id"]:
+                    self._home_account_id = None
         return token_from_result(self.account, result, now, user_flow=True)
 
     def signed_in(self) -> Optional[Dict[str, Any]]:
@@ -196,9 +207,16 @@ class DeviceCodeSource:
         return self._app
 
     def _accounts(self, app: msal.PublicClientApplication) -> List[Dict[str, Any]]:
-        """Cached accounts holding a refresh token of our client id (the cache may be shared)."""
-        return [a for a in app.get_accounts() if list(self._cache.search(_RT, query={
-            "client_id": self.account.client_id, "home_account_id": a["home_account_id"]}))]
+        """Cached accounts of our tenant holding a refresh token of our client id.
+
+        The cache is shared: two accounts may use one public client id (a well-known one, say)
+        in two tenants, and MSAL's ``get_accounts`` matches the host only. The realm MSAL
+        stored with an account is the tenant segment of the token endpoint it signed in at.
+        """
+        realm = _realm(app)
+        return [a for a in app.get_accounts() if a.get("realm") == realm and list(
+            self._cache.search(_RT, query={"client_id": self.account.client_id,
+                                           "home_account_id": a["home_account_id"]}))]
 
     def _signed_in_account(self, app: msal.PublicClientApplication) -> Optional[Dict[str, Any]]:
         mine = self._accounts(app)
@@ -219,3 +237,17 @@ class DeviceCodeSource:
         for at in list(self._cache.search(_AT, query={
                 "client_id": self.account.client_id, "home_account_id": home_account_id})):
             self._cache.remove_at(at)
+
+
+def _dead_grant(result: Optional[Dict[str, Any]]) -> bool:
+    """Whether an MSAL error says the refresh token itself will never work again."""
+    return bool(result) and result.get("error") == "invalid_grant" and \
+        result.get("suberror") not in _INTERACTION_SUBERRORS
+
+
+def _realm(app: msal.PublicClientApplication) -> Optional[str]:
+    """The realm MSAL records for accounts signed in through ``app`` (see TokenCache.__add)."""
+    try:
+        return canonicalize(app.authority.token_endpoint)[2]
+    except ValueError:
+        return None
