@@ -42,6 +42,20 @@ def ws(tmp_path: Path, em: "object") -> Iterator[Workspace]:
     workspace = Workspace(tmp_path, em)
     yield workspace
     workspace.stop_daemon()
+    scan_at_end(workspace)
+
+
+@pytest.fixture(scope="module")
+def module_ws(tmp_path_factory: pytest.TempPathFactory, emulator: "object") -> Iterator[Workspace]:
+    """One workspace shared by a module's tests (starting a daemon per test costs seconds)."""
+    workspace = Workspace(tmp_path_factory.mktemp("module-ws"), emulator)
+    yield workspace
+    workspace.stop_daemon()
+    scan_at_end(workspace)
+
+
+def scan_at_end(workspace: Workspace) -> None:
+    """Queue a workspace's daemon, audit and stderr logs for the end-of-run leak check."""
     _scanned_files.extend([workspace.root / "daemon.stderr", workspace.state_dir / "daemon.log",
                            workspace.state_dir / "audit.log"])
 

@@ -123,19 +123,37 @@ class NpmrcSink:
             self._tokens.update(update)
             self._sync()
 
+    def set_registries(self, registries: Iterable[str]) -> None:
+        """Adopt a reloaded ``[npm] registries``: dropped registries' lines leave the file."""
+        keys = {registry_key(url): url for url in registries}
+        with self._lock:
+            if keys == self._keys:
+                return
+            self._keys = keys
+            self._tokens = {k: t for k, t in self._tokens.items() if k in keys}
+            if self._tokens:
+                self._sync()
+            else:
+                self._remove_block()
+            # tokens of dropped registries stay "recent" until the file no longer holds them
+            self._recent = {k: t for k, t in self._recent.items() if k in keys}
+
     def remove(self) -> None:
         """Take the managed block (and any of our token lines npm moved out of it) out of the file."""
         with self._lock:
             self._tokens.clear()
-            text = self._read()
-            if text is not None:
-                stray = self._stray_lines()
-                kept = _without_block(render(text, [], stray) if stray else text)
-                if not kept and self._created:
-                    self.path.unlink()
-                elif kept != text:
-                    self._replace(kept)
+            self._remove_block()
             self._recent.clear()
+
+    def _remove_block(self) -> None:
+        text = self._read()
+        if text is not None:
+            stray = self._stray_lines()
+            kept = _without_block(render(text, [], stray) if stray else text)
+            if not kept and self._created:
+                self.path.unlink()
+            elif kept != text:
+                self._replace(kept)
 
     def watch(self) -> None:
         """Restore the block within about a second whenever someone rewrites or deletes the file."""
