@@ -4,6 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pnpm for the pnpm end-to-end tests: pinned, from the npm registry, kept inside the checkout.
+PNPM_VERSION := 10.34.9
+PNPM_STAMP   := .tools/.pnpm-$(PNPM_VERSION)
 
 .PHONY: demo test bench clean
 
@@ -13,11 +16,15 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+$(PNPM_STAMP):
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error pnpm@$(PNPM_VERSION)
+	touch $@
+
 demo: $(STAMP)
 	$(VENV)/bin/credhelper demo
 
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
-test: $(STAMP)
+test: $(STAMP) $(PNPM_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -114,6 +114,9 @@ class SocketServer:
                     self._dispatch(conn)
         finally:
             selector.close()
+            # Closed here, not in shutdown(): a signal handler's thread can run shutdown() while
+            # this thread waits to re-enter epoll_wait, and a closed read end leaves the set.
+            os.close(self._stop_r)
 
     def _dispatch(self, conn: socket.socket) -> None:
         if not self._pending.acquire(blocking=False):
@@ -167,7 +170,10 @@ class SocketServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        os.write(self._stop_w, b"x")
+        try:
+            os.write(self._stop_w, b"x")
+        except BrokenPipeError:
+            pass  # the loop already ended and closed its end
         try:
             self._sock.close()
         finally:
@@ -177,5 +183,4 @@ class SocketServer:
                 except FileNotFoundError:
                     pass
             self._pool.shutdown(wait=True, cancel_futures=True)
-            os.close(self._stop_r)
             os.close(self._stop_w)
