@@ -53,7 +53,7 @@ def _write_config(root: Path, info: Dict[str, str], gp: Path) -> Path:
     path.write_text(f"""# Written by `credhelper demo`: the workspace's own identity, no secret anywhere.
 [accounts.workspace]
 authority = "{info['idp_base']}/{info['tenant']}"
-client_id = "{info['federated_client_id']}"
+client_id = "{info['apps']['federated']}"
 flow = "federated"
 assertion_command = {command}
 ca_bundle = "{info['ca_file']}"
@@ -70,7 +70,9 @@ registries = ["{info['npm_url']}"]
 
 
 def _environment(root: Path, info: Dict[str, str]) -> Dict[str, str]:
-    env = dict(os.environ)
+    # The machine's pip and npm settings (find-links, a cafile) would send the tools elsewhere.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "npm_config_", "NPM_CONFIG_"))}
     home = root / "home"
     bindir = Path(sys.executable).parent
     env.update({
@@ -81,11 +83,14 @@ def _environment(root: Path, info: Dict[str, str]) -> Dict[str, str]:
         "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_TERMINAL_PROMPT": "0", "GIT_SSL_CAINFO": info["ca_file"],
         "PIP_CERT": info["ca_file"], "PIP_CONFIG_FILE": str(home / ".config" / "pip" / "pip.conf"),
-        "NODE_EXTRA_CA_CERTS": info["ca_file"], "NPM_CONFIG_USERCONFIG": str(home / ".npmrc"),
+        # npm's cafile replaces Node's CA list, so the emulator's CA goes there too
+        "NODE_EXTRA_CA_CERTS": info["ca_file"], "npm_config_cafile": info["ca_file"],
+        "NPM_CONFIG_USERCONFIG": str(home / ".npmrc"),
         "npm_config_update_notifier": "false", "npm_config_audit": "false", "npm_config_fund": "false",
     })
-    for var in ("XDG_RUNTIME_DIR", "PIP_FIND_LINKS", "CREDHELPER_CONFIG", "CREDHELPER_STATE_DIR",
-                "npm_config_userconfig", "PYTHON_KEYRING_BACKEND"):
+    # requests lets REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE beat pip's --cert
+    for var in ("XDG_RUNTIME_DIR", "CREDHELPER_CONFIG", "CREDHELPER_STATE_DIR",
+                "PYTHON_KEYRING_BACKEND", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         env.pop(var, None)
     return env
 
@@ -145,7 +150,8 @@ def run_demo(keep: bool = False) -> int:
 
         _say("\ncredhelper status:")
         _run(credhelper + ["status"], env)
-        installed = sorted(p.name for p in (project / "node_modules").iterdir())
+        installed = sorted(p.name for p in (project / "node_modules").iterdir()
+                           if not p.name.startswith("."))
         _say(f"npm packages installed: {', '.join(installed)}")
         _say(f"Python package installed: {', '.join(sorted(p.name for p in (root / 'site').iterdir()))}")
         _say("Cloned repository files:")
