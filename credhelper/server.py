@@ -101,7 +101,9 @@ class SocketServer:
         selector.register(self._stop_r, selectors.EVENT_READ)
         try:
             while not self._stopped.is_set():
-                for key, _ in selector.select():
+                # A timeout, so a SIGTERM the kernel hands to another thread (which leaves
+                # epoll_wait asleep) still reaches Python's handler in this thread within a second.
+                for key, _ in selector.select(timeout=1.0):
                     if key.fileobj == self._stop_r:
                         return
                     try:
