@@ -4,6 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pnpm for the pnpm end-to-end tests: pinned, from the npm registry, kept inside the checkout.
+PNPM_VERSION := 10.34.9
+PNPM_STAMP   := .tools/.pnpm-$(PNPM_VERSION)
 
 .PHONY: demo test bench clean deps
 
@@ -11,6 +14,10 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+$(PNPM_STAMP):
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error pnpm@$(PNPM_VERSION)
 	touch $@
 
 demo: $(STAMP)
@@ -31,7 +38,7 @@ deps:
 	fi
 
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
-test: $(STAMP) deps
+test: $(STAMP) deps $(PNPM_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -100,6 +100,16 @@ class Daemon:
         for account, scopes in set(self._npm_slots().values()):
             self.tokens.pin(account, scopes)
         self.refresher.wake()
+        # A registry added by a reload may share a slot that already holds a fresh token: no
+        # acquisition (so no on_token) would come for it until the next refresh.
+        threading.Thread(target=self._fill_npm, daemon=True, name="npm-fill").start()
+
+    def _fill_npm(self) -> None:
+        for account, scopes in set(self._npm_slots().values()):
+            try:
+                self._on_token(account, scopes, self.tokens.get(account, scopes))
+            except CredhelperError:
+                pass  # the pinned slot retries in the background and calls on_token itself
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -70,7 +70,9 @@ registries = ["{info['npm_url']}"]
 
 
 def _environment(root: Path, info: Dict[str, str]) -> Dict[str, str]:
-    env = dict(os.environ)
+    # The machine's pip and npm settings (find-links, a cafile) would send the tools elsewhere.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "npm_config_", "NPM_CONFIG_"))}
     home = root / "home"
     bindir = Path(sys.executable).parent
     env.update({
@@ -81,13 +83,14 @@ def _environment(root: Path, info: Dict[str, str]) -> Dict[str, str]:
         "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_TERMINAL_PROMPT": "0", "GIT_SSL_CAINFO": info["ca_file"],
         "PIP_CERT": info["ca_file"], "PIP_CONFIG_FILE": str(home / ".config" / "pip" / "pip.conf"),
+        # npm's cafile replaces Node's CA list, so the emulator's CA goes there too
         "NODE_EXTRA_CA_CERTS": info["ca_file"], "npm_config_cafile": info["ca_file"],
         "NPM_CONFIG_USERCONFIG": str(home / ".npmrc"),
         "npm_config_update_notifier": "false", "npm_config_audit": "false", "npm_config_fund": "false",
     })
-    # requests (inside pip) lets these override --cert/PIP_CERT; the demo's tools trust PIP_CERT
-    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "XDG_RUNTIME_DIR", "PIP_FIND_LINKS", "CREDHELPER_CONFIG", "CREDHELPER_STATE_DIR",
-                "npm_config_userconfig", "PYTHON_KEYRING_BACKEND"):
+    # requests lets REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE beat pip's --cert
+    for var in ("XDG_RUNTIME_DIR", "CREDHELPER_CONFIG", "CREDHELPER_STATE_DIR",
+                "PYTHON_KEYRING_BACKEND", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         env.pop(var, None)
     return env
 

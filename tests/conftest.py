@@ -43,6 +43,15 @@ def ws(tmp_path: Path, em: "object") -> Iterator[Workspace]:
     leaks.watch(workspace)
 
 
+@pytest.fixture(scope="module")
+def module_ws(tmp_path_factory: pytest.TempPathFactory, emulator: "object") -> Iterator[Workspace]:
+    """One workspace shared by a module's tests (starting a daemon per test costs seconds)."""
+    workspace = Workspace(tmp_path_factory.mktemp("module-ws"), emulator)
+    yield workspace
+    workspace.stop_daemon()
+    leaks.watch(workspace)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: "pytest.CallInfo[None]") -> Iterator[None]:
     """Keep each test's captured output for the end-of-run leak check."""

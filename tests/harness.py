@@ -64,7 +64,9 @@ class Workspace:
             "GIT_TERMINAL_PROMPT": "0", "GIT_SSL_CAINFO": ca, "GIT_ASKPASS": "/bin/false",
             "PIP_CERT": ca, "PIP_CONFIG_FILE": str(self.home / ".config" / "pip" / "pip.conf"),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
-            "NODE_EXTRA_CA_CERTS": ca, "npm_config_cafile": ca, "NPM_CONFIG_USERCONFIG": str(self.npmrc),
+            # npm's cafile (this machine's global npmrc sets one) replaces Node's CA list
+            "NODE_EXTRA_CA_CERTS": ca, "npm_config_cafile": ca,
+            "NPM_CONFIG_USERCONFIG": str(self.npmrc),
             "npm_config_update_notifier": "false", "npm_config_audit": "false",
             "npm_config_fund": "false", "npm_config_cache": str(self.root / "npm-cache"),
         })

@@ -9,6 +9,7 @@ import sys
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 
@@ -205,3 +206,19 @@ def test_stats_include_feed_log(em):
     with urllib.request.urlopen(em.idp_base + "/_emulator/stats", context=context) as response:
         stats = json.loads(response.read())
     assert stats["feed_log"] and "token_requests" in stats
+
+
+def test_open_index_only_when_asked_and_only_under_its_prefix(em):
+    open_simple = "/open/pypi/simple/hello-private/"
+    assert get(em, open_simple)[0] == 401
+    em.feeds.open_access = True
+    try:
+        status, _, body = get(em, open_simple)
+        assert status == 200 and b"hello_private-1.0.0-py3-none-any.whl" in body
+        href = body.decode().split('href="', 1)[1].split("#", 1)[0]
+        wheel = urllib.parse.urljoin(em.open_pypi_url + "hello-private/", href)
+        assert get(em, wheel[len(em.feed_base):])[0] == 200
+        assert get(em, "/pypi/simple/hello-private/")[0] == 401
+        assert em.feeds.log[-2]["path"] == wheel[len(em.feed_base):]
+    finally:
+        em.feeds.open_access = False

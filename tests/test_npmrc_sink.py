@@ -119,6 +119,18 @@ def test_registries_keep_their_tokens_across_partial_writes(npmrc):
         f"{KEY}:_authToken={TOK}", f"//npm.example:8443/feed/:_authToken={TOK2}") + "\n"
 
 
+def test_reloaded_registries_drop_the_lines_of_removed_ones(npmrc):
+    npmrc.write_text("fund=false\n")
+    sink = NpmrcSink(npmrc, [REG, REG2])
+    sink.write({REG: TOK, REG2: TOK2})
+    sink.set_registries([REG2])
+    assert npmrc.read_text() == "fund=false\n" + block(f"//npm.example:8443/feed/:_authToken={TOK2}") + "\n"
+    with pytest.raises(ConfigError):
+        sink.write({REG: TOK})
+    sink.set_registries([])
+    assert npmrc.read_text() == "fund=false\n"
+
+
 @pytest.mark.parametrize("token", [TOK + "\n", "a\rb", "a\0b", "x\nregistry=https://evil/", "", "a;b"])
 def test_unsafe_tokens_are_refused(npmrc, token):
     npmrc.write_text("fund=false\n")

@@ -6,6 +6,7 @@ they got, never the token.
 """
 
 import base64
+import dataclasses
 import hashlib
 import html
 import threading
@@ -21,6 +22,7 @@ from .web import Request, Response, json_response, text_response
 
 FEED_AUDIENCES = frozenset(("499b84ac-1321-427f-aa17-267ca6975798", "api://credhelper-feed"))
 REALM = "credhelper-emulator"
+OPEN_PREFIX = "/open"  # with ``FeedServer.open_access``, paths under it need no token (benchmarks)
 
 
 class FeedServer:
@@ -32,6 +34,7 @@ class FeedServer:
         self.git_root.mkdir(parents=True, exist_ok=True)
         self.idp = idp
         self.base = ""                       # set by the Emulator once the port is known
+        self.open_access = False             # opt-in: serve OPEN_PREFIX + path without auth
         self.log: List[Dict[str, Any]] = []
         self._lock = threading.Lock()
         self._python: Dict[str, Dict[str, bytes]] = {}      # normalized name -> filename -> data
@@ -66,7 +69,13 @@ class FeedServer:
     # -- HTTP ----------------------------------------------------------------------------------
     def __call__(self, request: Request) -> Response:
         """Authenticate, route, answer, log."""
-        kind, claims, reason = self._authenticate(request)
+        path = request.path
+        if self.open_access and path.startswith(OPEN_PREFIX + "/"):
+            # the same content with no auth at all: a baseline for measuring what auth costs
+            kind, claims, reason = "open", {}, ""
+            request = dataclasses.replace(request, path=request.path[len(OPEN_PREFIX):])
+        else:
+            kind, claims, reason = self._authenticate(request)
         if claims is None:
             response = text_response(401, "Unauthorized: {}\n".format(reason))
             response.headers += [
@@ -75,7 +84,7 @@ class FeedServer:
                  .format(self.idp.base, "common"))]
         else:
             response = self._route(request, claims)
-        entry = {"time": time.time(), "method": request.method, "path": request.path,
+        entry = {"time": time.time(), "method": request.method, "path": path,
                  "auth": kind, "sub": (claims or {}).get("sub"), "upn": (claims or {}).get("upn"),
                  "appid": (claims or {}).get("appid"), "status": response.status}
         if claims is None:

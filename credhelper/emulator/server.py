@@ -116,6 +116,11 @@ class Emulator:
         return self.feed_base + "/pypi/simple/"
 
     @property
+    def open_pypi_url(self) -> str:
+        """The same index without auth; served only while ``feeds.open_access`` is True."""
+        return self.feed_base + "/open/pypi/simple/"
+
+    @property
     def npm_url(self) -> str:
         """The npm registry URL."""
         return self.feed_base + "/npm/"
