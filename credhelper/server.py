@@ -23,6 +23,7 @@ from .logs import AuditLog
 log = logging.getLogger("credhelper.server")
 
 _UCRED = struct.Struct("3i")
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ def peer_of(conn: socket.socket) -> Peer:
 
 def bind_unix(path: Path) -> socket.socket:
     """Bind a listening socket at ``path`` inside a 0700 directory, socket mode 0600."""
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise ConfigError(f"socket path {path} is longer than a Unix socket allows "
+                          f"({MAX_SOCKET_PATH} bytes); set CREDHELPER_SOCKET to a shorter path")
     paths.ensure_private_dir(path.parent)
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(os.lstat(path).st_mode):

@@ -167,6 +167,14 @@ def test_socket_and_state_are_private(running: Workspace) -> None:
         assert os.stat(path).st_mode & 0o077 == 0, path
 
 
+def test_socket_path_too_long_is_one_clear_line(ws: Workspace) -> None:
+    ws.default_config()
+    ws.env["CREDHELPER_SOCKET"] = str(ws.root / ("d" * 120) / "daemon.sock")
+    proc = ws.credhelper("daemon", check=False, timeout=30)
+    assert proc.returncode == 2 and "CREDHELPER_SOCKET" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_looser_socket_directory_is_refused(ws: Workspace) -> None:
     ws.default_config()
     ws.socket.parent.mkdir(mode=0o755)
@@ -229,8 +237,15 @@ def test_peer_of_another_uid_is_refused_even_when_file_modes_allow(ws: Workspace
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60  # a cold /usr/bin/python3 on a busy 2-core machine
-            while not sock.exists() and time.monotonic() < deadline and daemon.poll() is None:
-                time.sleep(0.05)
+            while time.monotonic() < deadline and daemon.poll() is None:
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    probe.connect(str(sock))  # listening, not merely bound
+                    break
+                except OSError:
+                    time.sleep(0.05)
+                finally:
+                    probe.close()
             assert sock.exists(), daemon.stdout.read().decode(errors="replace") if daemon.poll() is not None else "no socket"
             ping = protocol.encode({"v": 1, "op": "ping"})
             # root passes every file permission check, so only SO_PEERCRED can refuse it
