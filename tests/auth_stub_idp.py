@@ -13,7 +13,6 @@ import secrets
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -24,22 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-try:
-    from credhelper.config import Account
-except ImportError:  # config.py is being written on another branch; same fields as the seam
-    @dataclass(frozen=True)
-    class Account:  # type: ignore[no-redef]
-        name: str
-        client_id: str
-        flow: str
-        authority: Optional[str] = None
-        oidc_authority: Optional[str] = None
-        assertion_command: Optional[Tuple[str, ...]] = None
-        assertion_file: Optional[str] = None
-        client_secret_env: Optional[str] = None
-        certificate_file: Optional[str] = None
-        managed_identity_client_id: Optional[str] = None
-        ca_bundle: Optional[str] = None
+from credhelper.config import Account
 
 
 def make_account(**fields: Any) -> "Account":

@@ -11,13 +11,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from credhelper.client import Client
 
 BIN = Path(sys.executable).parent
 ADO = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes (a guard against hangs, not a timing test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
 
 
 def toml_value(value: Any) -> str:

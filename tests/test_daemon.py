@@ -6,7 +6,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import sysconfig
 import time
 import uuid
@@ -222,9 +221,9 @@ def test_peer_of_another_uid_is_refused_even_when_file_modes_allow(ws: Workspace
         home = shared / "home"
         (home / "run").mkdir(parents=True)
         config = home / "config.toml"
-        config.write_text(f'[accounts.w]\nflow = "managed_identity"\nclient_id = "mi-app"\n'
-                          f'[[routes]]\nurl = "https://example.com/"\naccount = "w"\n'
-                          f'scopes = ["api://x/.default"]\n')
+        config.write_text('[accounts.w]\nflow = "managed_identity"\nclient_id = "mi-app"\n'
+                          '[[routes]]\nurl = "https://example.com/"\naccount = "w"\n'
+                          'scopes = ["api://x/.default"]\n')
         os.system(f"chmod -R a+rX {shared}")
         os.chown(home, owner.pw_uid, owner.pw_gid)
         os.chown(home / "run", owner.pw_uid, owner.pw_gid)

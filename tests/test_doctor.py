@@ -6,7 +6,6 @@ one thing on purpose, runs the real CLI, checks the finding and its fix line, an
 
 import json
 import socket
-import stat
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple

@@ -6,28 +6,19 @@ npm reads the token the daemon keeps in the user npmrc's managed block; pnpm run
 """
 
 import json
-import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import pytest
 
 from credhelper.sinks.npmrc import BEGIN, END, registry_key
-from harness import Workspace
+from harness import Workspace, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PNPM = ROOT / ".tools" / "node_modules" / ".bin" / "pnpm"
 DEPENDENCIES = {"hello-private": "^1.0.0", "@contoso/hello-scoped": "^1.0.0"}
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def npmrc_tokens(ws: Workspace) -> List[str]:

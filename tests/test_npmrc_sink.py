@@ -4,14 +4,13 @@ import os
 import shutil
 import stat
 import subprocess
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from credhelper.errors import ConfigError
 from credhelper.sinks.npmrc import BEGIN, END, NOTE, NpmrcSink, registry_key
+from harness import wait_for
 
 REG = "https://pkgs.dev.azure.com/contoso/_packaging/feed/npm/registry/"
 REG2 = "https://npm.example:8443/feed"
@@ -28,13 +27,6 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ several tenants independently.
 
 import json
 import signal
-import time
 
 import pytest
 
 from credhelper.errors import NotSignedIn
 from credhelper.keystore import KeyFileStore
 from credhelper.vault import STALL_ENV, Vault
-from harness import Workspace
+from harness import Workspace, wait_for
 from signin import (Login, claims, person_config, pip_install, sign_in, stderr_lines,
                     two_accounts_config)
 
@@ -37,14 +36,6 @@ def no_secret_in(ws: Workspace, blob: bytes) -> bool:
                    if len(secret) >= 16)
 
 
-def wait_for(predicate, timeout: float = 20.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` (a guard against hangs, not a timing test)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from . import ca, jwt
 from .directory import EXCHANGE_AUDIENCE
