@@ -20,12 +20,12 @@ from .auth.base import Token
 from .clock import SystemClock
 from .errors import AuthFailed, ConfigError, CredhelperError, RequestError
 from .logs import AuditLog, setup_logging
+from .keystore import choose_keystore
+from .refresher import Refresher
 from .routing import Router, redact
 from .server import Peer, SocketServer, bind_unix
 from .sessions import Sessions
 from .sinks.npmrc import NpmrcSink
-from .keystore import choose_keystore
-from .refresher import Refresher
 from .tokens import TokenManager
 from .vault import Vault
 
@@ -47,7 +47,6 @@ class Daemon:
         self.started = time.time()
         self._lock = threading.RLock()
         self._reload_error: Optional[str] = None
-        self._stop = threading.Event()
         paths.ensure_private_dir(self.state_dir)
         setup_logging(self.state_dir, foreground)
         self.config = config_mod.load(self.config_path)
@@ -155,7 +154,7 @@ class Daemon:
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if signum == signal.SIGHUP:
-            threading.Thread(target=self.reload, daemon=True).start()
+            threading.Thread(target=self._reload_logged, daemon=True).start()
             return
         log.info("signal %d: stopping", signum)
         threading.Thread(target=self.stop, daemon=True).start()
@@ -163,7 +162,6 @@ class Daemon:
     def stop(self) -> None:
         """Ask the server loop to end; ``serve`` returns after cleaning up."""
         systemd.stopping()
-        self._stop.set()
         if self._server is not None:
             self._server.shutdown()
 
@@ -181,6 +179,12 @@ class Daemon:
 
         self._watcher = FileWatcher(self.config_path, self.reload)
         self._watcher.start()
+
+    def _reload_logged(self) -> None:
+        try:
+            self.reload()
+        except ConfigError:
+            pass  # reload() logged why and kept the running config
 
     def reload(self) -> None:
         """Load the config file again; a broken file keeps the running config and says why."""
