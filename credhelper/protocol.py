@@ -21,9 +21,13 @@ OPS = frozenset({
 })
 
 
+# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def encode(message: Dict[str, Any]) -> bytes:
     """Serialise one message as a single JSON line."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
+    return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
 def decode(data: bytes) -> Dict[str, Any]:
