@@ -54,11 +54,14 @@ def parse_request(data: bytes) -> Dict[str, Any]:
     return request
 
 
-def read_message(sock: socket.socket, limit: int = MAX_MESSAGE) -> bytes:
-    """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``."""
-    chunks = []
-    size = 0
-    while True:
+def read_message(sock: socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
+    """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``.
+
+    ``start`` is what was already read from ``sock`` (the daemon's accept loop peeks first).
+    """
+    chunks = [start] if start else []
+    size = len(start)
+    while b"\n" not in start and size <= limit:
         chunk = sock.recv(65536)
         if not chunk:
             break
