@@ -11,6 +11,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,11 @@ log = logging.getLogger("credhelper.server")
 
 _UCRED = struct.Struct("3i")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
+# Clients send their request right after connecting; one accepted a moment early is watched by
+# the accept loop this long (at most this many at once) before a worker reads it.
+WAIT_FOR_REQUEST = 0.05
+MAX_WAITING = 128
+_NOTHING = b"\0nothing read yet"  # a marker _try_inline returns, compared by identity
 
 
 @dataclass(frozen=True)
@@ -139,21 +145,31 @@ class SocketServer:
         self._pipe_lock = threading.Lock()
         self._pipe_open = True
         self._stopped = threading.Event()
+        # Connections accepted before their request arrived, watched by the accept loop until
+        # their deadline: then a worker takes them, as it takes everything the loop cannot answer.
+        self._selector: Optional[selectors.BaseSelector] = None
+        self._waiting: Dict[socket.socket, float] = {}
 
     def serve_forever(self) -> None:
         """Accept until ``shutdown()``."""
-        selector = selectors.DefaultSelector()
+        selector = self._selector = selectors.DefaultSelector()
         selector.register(self._sock, selectors.EVENT_READ)
         selector.register(self._stop_r, selectors.EVENT_READ)
         if self._wake_fd is not None:
             selector.register(self._wake_fd, selectors.EVENT_READ)
         try:
             while not self._stopped.is_set():
-                for key, _ in selector.select():
+                timeout = None
+                if self._waiting:
+                    timeout = max(0.0, min(self._waiting.values()) - time.monotonic())
+                for key, _ in selector.select(timeout):
                     if key.fileobj == self._stop_r:
                         return
                     if key.fileobj == self._wake_fd:
                         _drain_pipe(self._wake_fd)
+                        continue
+                    if key.fileobj != self._sock:  # a connection we wait on has sent something
+                        self._dispatch(self._unwait(key.fileobj), may_wait=False)  # type: ignore[arg-type]
                         continue
                     try:
                         conn, _ = self._sock.accept()
@@ -163,9 +179,21 @@ class SocketServer:
                         log.warning("accept failed: %s", exc)
                         continue
                     self._dispatch(conn)
+                now = time.monotonic()
+                for conn in [c for c, deadline in self._waiting.items() if deadline <= now]:
+                    self._dispatch(self._unwait(conn), may_wait=False)
         finally:
+            for conn in list(self._waiting):
+                self._unwait(conn).close()
+            self._selector = None
             selector.close()
             self._close()
+
+    def _unwait(self, conn: socket.socket) -> socket.socket:
+        assert self._selector is not None
+        self._selector.unregister(conn)
+        del self._waiting[conn]
+        return conn
 
     def _close(self) -> None:
         # Done by the loop's own thread, not by shutdown(): an fd closed while this thread is
@@ -185,7 +213,7 @@ class SocketServer:
                 os.close(self._stop_w)
                 self._pipe_open = False
 
-    def _dispatch(self, conn: socket.socket) -> None:
+    def _dispatch(self, conn: socket.socket, may_wait: bool = True) -> None:
         start: Optional[bytes] = b""
         if self._fast is not None:
             try:
@@ -196,6 +224,12 @@ class SocketServer:
                 return
             if start is None:
                 return  # answered and closed
+            if start is _NOTHING:
+                if may_wait and self._selector is not None and len(self._waiting) < MAX_WAITING:
+                    self._selector.register(conn, selectors.EVENT_READ)
+                    self._waiting[conn] = time.monotonic() + WAIT_FOR_REQUEST
+                    return
+                start = b""
         if not self._pending.acquire(blocking=False):
             self._reply(conn, Busy("too many requests in flight; try again").to_wire())
             conn.close()
@@ -215,7 +249,7 @@ class SocketServer:
         try:
             start = conn.recv(protocol.MAX_MESSAGE + 1, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
-            return b""  # not sent yet
+            return _NOTHING  # not sent yet
         except OSError:
             conn.close()
             return None

@@ -136,3 +136,30 @@ def test_a_foreign_uid_is_refused_before_the_fast_handler_runs(server, tmp_path)
     assert rec.fast_calls == [] and rec.slow_calls == []
     records = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
     assert [r["event"] for r in records] == ["refused"]
+
+
+def test_the_accept_loop_waits_for_a_late_request_without_blocking(tmp_path) -> None:
+    recorder = Recorder()
+    path = tmp_path / "s"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)
+    srv = SocketServer(listener, recorder.slow, AuditLog(None), workers=2, fast=recorder.fast)
+    loop = threading.Thread(target=srv.serve_forever)
+    loop.start()
+    try:
+        late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        late.settimeout(10)
+        late.connect(str(path))  # accepted with nothing to read: watched, not read on a thread
+        prompt = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        prompt.settimeout(10)
+        prompt.connect(str(path))
+        prompt.sendall(GET)
+        assert reply_of(prompt)["by"] == "fast"  # the silent one held nothing up
+        late.sendall(GET)
+        late.shutdown(socket.SHUT_WR)
+        assert reply_of(late)["ok"] is True
+    finally:
+        srv.shutdown()
+        loop.join(10)
+    assert not loop.is_alive()
