@@ -32,6 +32,7 @@ from .vault import Vault
 log = logging.getLogger("credhelper.daemon")
 
 _UNSAFE = ("\r", "\n", "\0")
+_ROUTE_CACHE = 512
 
 
 class Daemon:
@@ -52,6 +53,9 @@ class Daemon:
         setup_logging(self.state_dir, foreground)
         self.config = config_mod.load(self.config_path)
         self.router = Router(self.config.routes)
+        # The fast path's memo of URL -> route (a git fetch asks for the same URL over and
+        # over); tied to the router it came from, so a reload empties it.
+        self._routes: Tuple[Router, Dict[str, Any]] = (self.router, {})
         self.audit = AuditLog(self.state_dir / "audit.log")
         self.keystore = choose_keystore(self.state_dir)
         self.sessions = Sessions(Vault(self.state_dir / "cache.bin", self.keystore))
@@ -227,10 +231,19 @@ class Daemon:
         url = request.get("url")
         if op != "get" or not isinstance(url, str) or not url:
             return None
-        try:
-            route = self.router.resolve(url)
-        except CredhelperError:
-            return None
+        router = self.router
+        routes = self._routes
+        if routes[0] is not router:  # a reload swapped the router: forget the old answers
+            routes = self._routes = (router, {})
+        route = routes[1].get(url)
+        if route is None:
+            try:
+                route = router.resolve(url)
+            except CredhelperError:
+                return None
+            if len(routes[1]) >= _ROUTE_CACHE:
+                routes[1].clear()
+            routes[1][url] = route
         token = self.tokens.peek(route.account, route.scopes)
         if token is None or any(c in token.access_token for c in _UNSAFE):
             return None
