@@ -32,6 +32,7 @@ from .vault import Vault
 log = logging.getLogger("credhelper.daemon")
 
 _UNSAFE = ("\r", "\n", "\0")
+_ROUTE_CACHE = 512
 
 
 class Daemon:
@@ -51,6 +52,9 @@ class Daemon:
         setup_logging(self.state_dir, foreground)
         self.config = config_mod.load(self.config_path)
         self.router = Router(self.config.routes)
+        # The fast path's memo of URL -> route (a git fetch asks for the same URL over and
+        # over); tied to the router it came from, so a reload empties it.
+        self._routes: Tuple[Router, Dict[str, Any]] = (self.router, {})
         self.audit = AuditLog(self.state_dir / "audit.log")
         self.keystore = choose_keystore(self.state_dir)
         self.sessions = Sessions(Vault(self.state_dir / "cache.bin", self.keystore))
@@ -125,7 +129,7 @@ class Daemon:
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         self._server = SocketServer(sock, self._handle, self.audit, path=owned_path,
-                                    wake_fd=wake_r)
+                                    wake_fd=wake_r, fast=self._fast)
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: stacks to stderr
         try:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -220,20 +224,52 @@ class Daemon:
     def _op_ping(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
         return {"ok": True, "version": __version__, "pid": os.getpid()}
 
+    def _fast(self, request: Dict[str, Any], peer: Peer) -> Optional[Dict[str, Any]]:
+        """The accept loop's shortcut: ``ping``, or a ``get`` whose slot holds a fresh token.
+
+        None sends the request down the ordinary path (which answers errors and audits them).
+        """
+        op = request["op"]
+        if op == "ping":
+            return self._op_ping(request, peer)
+        url = request.get("url")
+        if op != "get" or not isinstance(url, str) or not url:
+            return None
+        router = self.router
+        routes = self._routes
+        if routes[0] is not router:  # a reload swapped the router: forget the old answers
+            routes = self._routes = (router, {})
+        route = routes[1].get(url)
+        if route is None:
+            try:
+                route = router.resolve(url)
+            except CredhelperError:
+                return None
+            if len(routes[1]) >= _ROUTE_CACHE:
+                routes[1].clear()
+            routes[1][url] = route
+        token = self.tokens.peek(route.account, route.scopes)
+        if token is None or any(c in token.access_token for c in _UNSAFE):
+            return None
+        return self._granted(request, peer, url, route, token)
+
     def _op_get(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
         url = self._url(request)
-        tool = str(request.get("for", "cli"))[:20]
         try:
             route = self.router.resolve(url)
             token = self.tokens.get(route.account, route.scopes)
             if any(c in token.access_token for c in _UNSAFE):
                 raise AuthFailed("the identity provider returned a token with control characters")
         except CredhelperError as exc:
-            self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=tool, url=redact(url, 300),
-                             outcome=exc.code)
+            self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                             url=redact(url, 300), outcome=exc.code)
             raise
-        self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=tool, url=redact(url, 300),
-                         account=route.account, outcome="ok")
+        return self._granted(request, peer, url, route, token)
+
+    def _granted(self, request: Dict[str, Any], peer: Peer, url: str, route: Any,
+                 token: Token) -> Dict[str, Any]:
+        self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                         url=redact(url, 300), account=route.account, outcome="ok")
         return {"ok": True, "username": route.username, "token": token.access_token,
                 "expires_on": int(token.expires_on), "account": route.account}
 
@@ -323,3 +359,7 @@ class Daemon:
         self.npm.forget([r for r, (account, _) in self._npm_slots().items() if account == name])
         self.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
         return {"ok": True, "account": name}
+
+
+def _tool(request: Dict[str, Any]) -> str:
+    return str(request.get("for", "cli"))[:20]

@@ -21,9 +21,13 @@ OPS = frozenset({
 })
 
 
+# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def encode(message: Dict[str, Any]) -> bytes:
     """Serialise one message as a single JSON line."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
+    return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
 def decode(data: bytes) -> Dict[str, Any]:
@@ -50,11 +54,14 @@ def parse_request(data: bytes) -> Dict[str, Any]:
     return request
 
 
-def read_message(sock: socket.socket, limit: int = MAX_MESSAGE) -> bytes:
-    """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``."""
-    chunks = []
-    size = 0
-    while True:
+def read_message(sock: socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
+    """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``.
+
+    ``start`` is what was already read from ``sock`` (the daemon's accept loop peeks first).
+    """
+    chunks = [start] if start else []
+    size = len(start)
+    while b"\n" not in start and size <= limit:
         chunk = sock.recv(65536)
         if not chunk:
             break

@@ -11,6 +11,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,11 @@ log = logging.getLogger("credhelper.server")
 
 _UCRED = struct.Struct("3i")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
+# Clients send their request right after connecting; one accepted a moment early is watched by
+# the accept loop this long (at most this many at once) before a worker reads it.
+WAIT_FOR_REQUEST = 0.05
+MAX_WAITING = 128
+_NOTHING = b"\0nothing read yet"  # a marker _try_inline returns, compared by identity
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Peer:
 
 
 Handler = Callable[[Dict[str, Any], Peer], Dict[str, Any]]
+# Answers a request at once from memory, or returns None to have it served on a worker thread.
+FastHandler = Callable[[Dict[str, Any], Peer], Optional[Dict[str, Any]]]
 
 
 def peer_of(conn: socket.socket) -> Peer:
@@ -99,13 +107,32 @@ def _drain(conn: socket.socket, limit: int = 2 * protocol.MAX_MESSAGE) -> None:
         pass
 
 
+def _drain_now(conn: socket.socket) -> None:
+    """``_drain`` for the accept loop: takes only what is already there, never waits."""
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(65536, socket.MSG_DONTWAIT):
+            pass
+    except OSError:  # BlockingIOError included: nothing more has arrived
+        pass
+
+
 class SocketServer:
-    """Accepts connections and runs ``handler`` for each request on a worker thread."""
+    """Accepts connections and runs ``handler`` for each request on a worker thread.
+
+    With ``fast``, the accept loop first tries to answer on its own thread: a request already
+    complete in the socket buffer, from our own uid, that ``fast`` can answer from memory (a
+    ``get`` on a fresh slot) costs no thread handoff. Anything else - a partial read, another
+    op, a cold slot, an error - goes to the pool with the bytes read so far. The loop only ever
+    reads and writes without blocking, so a silent or slow client cannot hold it up.
+    """
 
     def __init__(self, sock: socket.socket, handler: Handler, audit: AuditLog,
                  path: Optional[Path] = None, workers: int = 64, max_pending: int = 1024,
-                 read_timeout: float = 5.0, wake_fd: Optional[int] = None) -> None:
+                 read_timeout: float = 5.0, wake_fd: Optional[int] = None,
+                 fast: Optional[FastHandler] = None) -> None:
         self._sock = sock
+        self._fast = fast
         self._wake_fd = wake_fd  # readable now and then (a signal wakeup fd): drained, no more
         self._path = path
         self._handler = handler
@@ -118,21 +145,31 @@ class SocketServer:
         self._pipe_lock = threading.Lock()
         self._pipe_open = True
         self._stopped = threading.Event()
+        # Connections accepted before their request arrived, watched by the accept loop until
+        # their deadline: then a worker takes them, as it takes everything the loop cannot answer.
+        self._selector: Optional[selectors.BaseSelector] = None
+        self._waiting: Dict[socket.socket, float] = {}
 
     def serve_forever(self) -> None:
         """Accept until ``shutdown()``."""
-        selector = selectors.DefaultSelector()
+        selector = self._selector = selectors.DefaultSelector()
         selector.register(self._sock, selectors.EVENT_READ)
         selector.register(self._stop_r, selectors.EVENT_READ)
         if self._wake_fd is not None:
             selector.register(self._wake_fd, selectors.EVENT_READ)
         try:
             while not self._stopped.is_set():
-                for key, _ in selector.select():
+                timeout = None
+                if self._waiting:
+                    timeout = max(0.0, min(self._waiting.values()) - time.monotonic())
+                for key, _ in selector.select(timeout):
                     if key.fileobj == self._stop_r:
                         return
                     if key.fileobj == self._wake_fd:
                         _drain_pipe(self._wake_fd)
+                        continue
+                    if key.fileobj != self._sock:  # a connection we wait on has sent something
+                        self._dispatch(self._unwait(key.fileobj), may_wait=False)  # type: ignore[arg-type]
                         continue
                     try:
                         conn, _ = self._sock.accept()
@@ -142,9 +179,21 @@ class SocketServer:
                         log.warning("accept failed: %s", exc)
                         continue
                     self._dispatch(conn)
+                now = time.monotonic()
+                for conn in [c for c, deadline in self._waiting.items() if deadline <= now]:
+                    self._dispatch(self._unwait(conn), may_wait=False)
         finally:
+            for conn in list(self._waiting):
+                self._unwait(conn).close()
+            self._selector = None
             selector.close()
             self._close()
+
+    def _unwait(self, conn: socket.socket) -> socket.socket:
+        assert self._selector is not None
+        self._selector.unregister(conn)
+        del self._waiting[conn]
+        return conn
 
     def _close(self) -> None:
         # Done by the loop's own thread, not by shutdown(): an fd closed while this thread is
@@ -164,18 +213,87 @@ class SocketServer:
                 os.close(self._stop_w)
                 self._pipe_open = False
 
-    def _dispatch(self, conn: socket.socket) -> None:
+    def _dispatch(self, conn: socket.socket, may_wait: bool = True) -> None:
+        start: Optional[bytes] = b""
+        if self._fast is not None:
+            try:
+                start = self._try_inline(conn)
+            except Exception:  # noqa: BLE001 - the accept loop must outlive any one client
+                log.exception("unexpected error on the fast path")
+                conn.close()
+                return
+            if start is None:
+                return  # answered and closed
+            if start is _NOTHING:
+                if may_wait and self._selector is not None and len(self._waiting) < MAX_WAITING:
+                    self._selector.register(conn, selectors.EVENT_READ)
+                    self._waiting[conn] = time.monotonic() + WAIT_FOR_REQUEST
+                    return
+                start = b""
         if not self._pending.acquire(blocking=False):
             self._reply(conn, Busy("too many requests in flight; try again").to_wire())
             conn.close()
             return
         try:
-            self._pool.submit(self._serve_one, conn)
+            self._pool.submit(self._serve_one, conn, start)
         except RuntimeError:  # pool shut down
             self._pending.release()
             conn.close()
 
-    def _serve_one(self, conn: socket.socket) -> None:
+    def _try_inline(self, conn: socket.socket) -> Optional[bytes]:
+        """Answer ``conn`` here and return None, or return the bytes read for a worker to go on."""
+        assert self._fast is not None
+        peer = peer_of(conn)
+        if peer.uid != self._uid:
+            return b""  # the worker refuses it and writes the audit line, as ever
+        try:
+            start = conn.recv(protocol.MAX_MESSAGE + 1, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return _NOTHING  # not sent yet
+        except OSError:
+            conn.close()
+            return None
+        line, newline, _ = start.partition(b"\n")
+        if not newline or len(line) > protocol.MAX_MESSAGE:
+            return start  # incomplete or oversized: the worker reads on or refuses
+        try:
+            request = protocol.parse_request(line)
+        except CredhelperError:
+            return start  # the worker answers the error
+        reply = self._fast(request, peer)
+        if reply is None:
+            return start
+        data = protocol.encode(reply)
+        try:
+            sent = conn.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the client went away
+            conn.close()
+            return None
+        if sent < len(data):  # a full send buffer: a worker may wait for the client, we may not
+            self._pool_send(conn, data[sent:])
+            return None
+        _drain_now(conn)
+        conn.close()
+        return None
+
+    def _pool_send(self, conn: socket.socket, rest: bytes) -> None:
+        def finish() -> None:
+            try:
+                conn.settimeout(self._read_timeout)
+                conn.sendall(rest)
+            except OSError:
+                pass
+            finally:
+                _drain(conn)
+                conn.close()
+        try:
+            self._pool.submit(finish)
+        except RuntimeError:  # pool shut down
+            conn.close()
+
+    def _serve_one(self, conn: socket.socket, start: bytes = b"") -> None:
         try:
             conn.settimeout(self._read_timeout)
             peer = peer_of(conn)
@@ -185,7 +303,7 @@ class SocketServer:
                 log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
                 self._reply(conn, Forbidden("this daemon serves only its own user").to_wire())
                 return
-            self._reply(conn, self._answer(conn, peer))
+            self._reply(conn, self._answer(conn, peer, start))
         except Exception:  # noqa: BLE001 - the daemon must outlive any one client
             log.exception("unexpected error while serving a client")
         finally:
@@ -193,9 +311,9 @@ class SocketServer:
             conn.close()
             self._pending.release()
 
-    def _answer(self, conn: socket.socket, peer: Peer) -> Dict[str, Any]:
+    def _answer(self, conn: socket.socket, peer: Peer, start: bytes = b"") -> Dict[str, Any]:
         try:
-            request = protocol.parse_request(protocol.read_message(conn))
+            request = protocol.parse_request(protocol.read_message(conn, start=start))
             return self._handler(request, peer)
         except CredhelperError as exc:
             return exc.to_wire()

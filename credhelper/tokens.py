@@ -78,15 +78,22 @@ class TokenManager:
 
     def get(self, account: str, scopes: Tuple[str, ...]) -> Token:
         """A token with life left: from memory when fresh, else one shared acquisition."""
-        key = (account, tuple(scopes))
+        token = self.peek(account, scopes)
+        if token is not None:
+            return token
+        return self._get_slow((account, tuple(scopes)), self._clock.now())
+
+    def peek(self, account: str, scopes: Tuple[str, ...]) -> Optional[Token]:
+        """The token ``get`` would return without I/O, waiting or a lock; None if there is none."""
+        slot = self._slots.get((account, tuple(scopes)))
+        if slot is None:
+            return None
         now = self._clock.now()
-        slot = self._slots.get(key)
-        if slot is not None:
-            token = slot.token
-            if schedule.fresh(token, now) and slot.next_refresh is not None:
-                slot.last_used = now  # a racy write of a float is fine: it only keeps a slot warm
-                return token  # type: ignore[return-value]
-        return self._get_slow(key, now)
+        token = slot.token
+        if schedule.fresh(token, now) and slot.next_refresh is not None:
+            slot.last_used = now  # a racy write of a float is fine: it only keeps a slot warm
+            return token
+        return None
 
     def _get_slow(self, key: Key, now: float) -> Token:
         with self._lock:

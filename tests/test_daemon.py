@@ -85,6 +85,19 @@ def test_a_silent_client_does_not_block_others(running: Workspace) -> None:
         idle.close()
 
 
+def test_cold_and_fresh_gets_each_answer_and_audit_once(running: Workspace) -> None:
+    url = running.em.git_url("demo.git")
+    request = protocol.encode({"v": 1, "op": "get", "url": url, "for": "test"})
+    audit = running.state_dir / "audit.log"
+    seen = len(audit.read_text().splitlines()) if audit.exists() else 0
+    # the first get finds a cold slot (the accept loop hands it to a worker), the rest are fresh
+    replies = [json.loads(raw(running, request)) for _ in range(5)]
+    assert all(r["ok"] for r in replies) and len({r["token"] for r in replies}) == 1
+    records = [json.loads(line) for line in audit.read_text().splitlines()[seen:]]
+    assert [(r["event"], r["outcome"], r["tool"]) for r in records] == [("get", "ok", "test")] * 5
+    assert replies[0]["token"] not in audit.read_text()
+
+
 def test_get_answers_routed_urls_only(running: Workspace) -> None:
     client = running.client()
     reply = client.get(running.em.git_url("demo.git"), "test")

@@ -425,3 +425,21 @@ def test_not_signed_in_is_shared_as_its_own_class():
     manager = TokenManager({"work": source}, FakeClock())
     with pytest.raises(NotSignedIn):
         manager.get("work", DEVOPS)
+
+
+def test_peek_returns_only_what_get_would_serve_from_memory():
+    clock = FakeClock()
+    source = FakeSource()
+    manager = TokenManager({"work": source}, clock, idle_after=2 * HOUR)
+    assert manager.peek("work", DEVOPS) is None and source.count() == 0  # cold: no acquisition
+    first = manager.get("work", DEVOPS)
+    assert manager.peek("work", DEVOPS) is first and source.count() == 1
+    assert manager.peek("work", FEED) is None and manager.peek("nobody", DEVOPS) is None
+    clock.set(first.expires_on - schedule.FRESH_MARGIN + 1)  # usable, but no longer fresh
+    assert manager.peek("work", DEVOPS) is None and source.count() == 1
+    second = manager.get("work", DEVOPS)
+    assert manager.invalidate("work", DEVOPS, second.access_token)
+    assert manager.peek("work", DEVOPS) is None
+    third = manager.get("work", DEVOPS)
+    drive(clock, manager, clock.now() + 10 * HOUR)  # idle: parked, expired
+    assert manager.peek("work", DEVOPS) is None and third is not None
