@@ -131,13 +131,24 @@ def _name(backend: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _is_ours(backend: Any) -> bool:
+    return type(backend).__module__.split(".")[0] == "credhelper"
+
+
+def _priority(backend: Any) -> float:
+    try:
+        return float(backend.priority)
+    except Exception:  # noqa: BLE001 - keyring says "not viable" by raising anything
+        return 0.0
+
+
 def _rejection(backend: Any) -> Optional[str]:
     """Why ``backend`` must not hold our key, or None when it may."""
     from keyring.backends import fail, null
 
     name = _name(backend)
     module = type(backend).__module__
-    if module.split(".")[0] == "credhelper":
+    if _is_ours(backend):
         return f"{name} is credhelper's own backend"
     if isinstance(backend, (fail.Keyring, null.Keyring)):
         return f"{name} stores nothing"
@@ -161,6 +172,14 @@ def secure_backend(backend: Any = None) -> Tuple[Optional[Any], str]:
     # Use a chain's member directly: through the chain, a lookup could reach credhelper's own
     # backend, which asks the daemon, which is us.
     candidates = list(chosen.backends) if isinstance(chosen, ChainerBackend) else [chosen]
+    if backend is None and _is_ours(chosen):
+        # keyring picked us only because nothing ranks higher here: look past us for a real store
+        from keyring.backend import get_all_keyring
+
+        candidates = sorted((b for b in get_all_keyring() if not isinstance(b, ChainerBackend)
+                             and _rejection(b) is None), key=_priority, reverse=True)
+        if not candidates:
+            return None, "no system keyring (such as the Secret Service) is available here"
     reasons = []
     for candidate in candidates:
         reason = _rejection(candidate)

@@ -311,3 +311,16 @@ def test_keyring_entry_that_is_not_a_key_is_an_error(state):
     backend.set_password("credhelper", "cache-key", "not base64 at all!")
     with pytest.raises(VaultError, match="not a credhelper key"):
         KeyringStore(backend).get_key()
+
+
+def test_keyring_picking_our_own_backend_looks_past_it(monkeypatch):
+    import keyring
+    import keyring.backend
+
+    real = MemoryKeyring()
+    monkeypatch.setattr(keyring, "get_keyring", lambda: OwnBackend())
+    monkeypatch.setattr(keyring.backend, "get_all_keyring", lambda: [OwnBackend(), real, null.Keyring()])
+    assert secure_backend()[0] is real
+    monkeypatch.setattr(keyring.backend, "get_all_keyring", lambda: [OwnBackend(), null.Keyring()])
+    found, reason = secure_backend()
+    assert found is None and "no system keyring" in reason
