@@ -4,6 +4,9 @@ import time
 from typing import Any, Dict, List
 
 
+REFRESH_TOKEN_IDLE = 90 * 24 * 3600
+
+
 def _when(epoch: Any, now: float) -> str:
     if not isinstance(epoch, (int, float)):
         return "-"
@@ -31,7 +34,16 @@ def render_status(reply: Dict[str, Any], now: float) -> str:
         line = f"  {account['name']:<16} {account['flow']}"
         if account["flow"] == "device_code":
             who = account.get("signed_in")
-            line += f"  signed in as {who.get('username')}" if who else "  not signed in: run credhelper login " + account["name"]
+            if who:
+                line += f"  signed in as {who.get('username')}"
+                last = who.get("last_used")
+                if isinstance(last, (int, float)):
+                    # Entra keeps a refresh token alive for 90 days of inactivity, unless revoked
+                    # (policy may shorten it); each refresh slides the window.
+                    holds = time.strftime("%Y-%m-%d", time.localtime(last + REFRESH_TOKEN_IDLE))
+                    line += f", holds until about {holds} unless revoked"
+            else:
+                line += "  not signed in: run credhelper login " + account["name"]
         lines.append(line)
     lines.append("tokens")
     slots = reply.get("slots", [])

@@ -67,6 +67,7 @@ def test_sign_in_then_git_and_pip_work_as_that_person(person: Workspace) -> None
     assert claims(token)["upn"] == "bob@contoso.com"
     status = ws.credhelper("status").stdout
     assert "signed in as bob@contoso.com" in status
+    assert "holds until about" in status  # the sign-in's horizon, from the refresh token's use
     assert "key file" in status  # no Secret Service in this environment
 
 
