@@ -14,12 +14,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from . import paths
+from .atomic import write_atomic
 from .config import Config
 from .errors import ConfigError
 from .routing import Router, redact
@@ -41,22 +41,7 @@ def _lines(path: Path) -> List[str]:
 def _atomic_write(path: Path, text: str, mode: int) -> None:
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8", "surrogateescape"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    dir_fd = os.open(str(target.parent), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(target, text.encode("utf-8", "surrogateescape"), mode)
 
 
 def _append(lines: List[str], line: str) -> None:

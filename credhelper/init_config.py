@@ -7,13 +7,12 @@ put into it is checked against a narrow pattern first, so no option can inject T
 import base64
 import binascii
 import json
-import os
 import re
 import subprocess
-import tempfile
 from typing import Callable, Dict, List, Optional
 
 from . import paths
+from .atomic import write_atomic
 from .errors import ConfigError
 
 ASSERTION_TIMEOUT = 30.0
@@ -172,14 +171,7 @@ def run_init(
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; add --force to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, text.encode("utf-8"), 0o600)
     echo(f"credhelper: wrote {path}")
     if gitpod:
         for line in _federation_advice(str(client_id)):

@@ -11,10 +11,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from .atomic import write_atomic
 from .errors import CredhelperError
 
 SOCKET_UNIT = """\
@@ -127,17 +127,7 @@ def _read(path: Path) -> Optional[str]:
 def _write(path: Path, text: str) -> None:
     """Write ``text`` atomically (temp file, fsync, rename), mode 0644 like any unit file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, text.encode("utf-8"), 0o644)
 
 
 def _socket_running() -> bool:

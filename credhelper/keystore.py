@@ -12,9 +12,9 @@ import stat
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
+from .atomic import fsync_dir
 from .errors import VaultError
-from .vault import (KEY_SIZE, Keystore, fsync_dir, private_dir, temp_name, unlink_quietly, why,
-                    write_all)
+from .vault import KEY_SIZE, Keystore, private_dir, temp_name, unlink_quietly, why, write_all
 
 SERVICE = "credhelper"
 USERNAME = "cache-key"

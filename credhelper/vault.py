@@ -18,6 +18,7 @@ from typing import Callable, Optional, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .atomic import fsync_dir
 from .errors import CredhelperError, VaultError
 from .paths import ensure_private_dir
 
@@ -73,15 +74,6 @@ def default_writer() -> Writer:
 def why(exc: OSError) -> str:
     """An OSError as a short phrase (``No space left on device``), no path or traceback."""
     return exc.strerror or type(exc).__name__
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def private_dir(directory: Path) -> None:

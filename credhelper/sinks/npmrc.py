@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
 import urllib.parse
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from ..atomic import write_atomic
 from ..errors import ConfigError, CredhelperError
 
 BEGIN = "# >>> credhelper >>>"
@@ -233,26 +233,8 @@ class NpmrcSink:
 
     def _replace(self, text: str) -> None:
         """Atomically replace the file with ``text``, mode 0600."""
-        directory = self.path.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.credhelper-", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(text.encode("utf-8", "surrogateescape"))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, text.encode("utf-8", "surrogateescape"), 0o600,
+                     prefix=f".{self.path.name}.credhelper-")
 
 
 class _Handler(FileSystemEventHandler):
