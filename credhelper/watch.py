@@ -62,4 +62,4 @@ class FileWatcher(FileSystemEventHandler):
         try:
             self._callback()
         except Exception as exc:  # noqa: BLE001 - a watcher thread must survive its callback
-            log.warning("reload after a change to %s failed: %s", self.path, exc)
+            log.warning("handling a change to %s failed: %s", self.path, exc)

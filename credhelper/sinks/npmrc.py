@@ -15,11 +15,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 
 from ..atomic import write_atomic
 from ..errors import ConfigError, CredhelperError
+from ..watch import FileWatcher
 
 BEGIN = "# >>> credhelper >>>"
 END = "# <<< credhelper <<<"
@@ -32,7 +31,6 @@ _END_RE = re.compile(r"^# <<< credhelper <<<[ \t]*(\r?\n)?", re.M)
 # npm's ini parser splits keys at '=', strips ';'/'#' comments and unescapes '\\'; a key or
 # token holding any of these (or space, quotes, controls) would not reach npm as written.
 _INI_UNSAFE = frozenset(" \t\"'=;#\\") | frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
-_EVENTS = frozenset({"created", "deleted", "modified", "moved", "closed", "attrib"})
 
 
 def registry_key(url: str) -> str:
@@ -106,8 +104,7 @@ class NpmrcSink:
         self._recent: Dict[str, List[str]] = {}  # registry key -> tokens we last wrote for it
         self._created = False
         self._lock = threading.Lock()
-        self._observer: Optional[Observer] = None
-        self._timer: Optional[threading.Timer] = None
+        self._watcher: Optional[FileWatcher] = None
 
     def write(self, tokens: Mapping[str, str]) -> None:
         """Set the token of each given registry (others keep theirs) and update the file."""
@@ -162,39 +159,19 @@ class NpmrcSink:
 
     def watch(self) -> None:
         """Restore the block within about a second whenever someone rewrites or deletes the file."""
-        if self._observer is not None:
-            return
-        handler = _Handler(self)
-        self._observer = Observer()
-        # Non-recursive on the file's directory (usually $HOME): replace and delete are
-        # directory events, and watching the file's inode would miss the rename of a new one.
-        self._observer.schedule(handler, str(self.path.parent), recursive=False)
-        self._observer.daemon = True
-        self._observer.start()
+        if self._watcher is None:
+            self._watcher = FileWatcher(self.path, self._restore, delay=DEBOUNCE)
+            self._watcher.start()
 
     def stop(self) -> None:
         """Stop watching."""
-        observer, self._observer = self._observer, None
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        if observer is not None:
-            observer.stop()
-            observer.join(5)
-
-    def _changed(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(DEBOUNCE, self._restore)
-            self._timer.daemon = True
-            self._timer.start()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
 
     def _restore(self) -> None:
         with self._lock:
-            self._timer = None
-            if not self._tokens or self._observer is None:
+            if not self._tokens or self._watcher is None:
                 return
             try:
                 self._sync()
@@ -235,19 +212,3 @@ class NpmrcSink:
         """Atomically replace the file with ``text``, mode 0600."""
         write_atomic(self.path, text.encode("utf-8", "surrogateescape"), 0o600,
                      prefix=f".{self.path.name}.credhelper-")
-
-
-class _Handler(FileSystemEventHandler):
-    """Routes events on the npmrc (not its neighbours in $HOME) to the sink."""
-
-    def __init__(self, sink: NpmrcSink) -> None:
-        self.sink = sink
-        self.target = os.fsdecode(os.path.abspath(sink.path))
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        """Debounce a restore when the event touches our file."""
-        if event.event_type not in _EVENTS or event.is_directory:
-            return
-        paths = {os.path.abspath(os.fsdecode(p)) for p in (event.src_path, event.dest_path) if p}
-        if self.target in paths:
-            self.sink._changed()
