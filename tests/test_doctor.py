@@ -6,14 +6,12 @@ one thing on purpose, runs the real CLI, checks the finding and its fix line, an
 
 import json
 import socket
-import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
-import leaks
-from harness import ADO, Workspace
+from harness import ADO, Workspace, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,21 +27,18 @@ def healthy_config(ws: Workspace) -> None:
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Iterator[Workspace]:
-    ws = Workspace(tmp_path_factory.mktemp("doctor"), emulator)
+def shop(module_ws: Workspace) -> Workspace:
+    ws = module_ws
     ws.workspace_root = ws.root / "workspace"
     ws.workspace_root.mkdir()
     ws.env["CREDHELPER_WORKSPACE_ROOT"] = str(ws.workspace_root)
     healthy_config(ws)
     ws.credhelper("configure", "all")
     ws.start_daemon()
-    deadline = time.monotonic() + 15  # the daemon writes the npm block once it has a token
-    while "_authToken=" not in (ws.npmrc.read_text() if ws.npmrc.exists() else ""):
-        assert time.monotonic() < deadline, ws.daemon_output()
-        time.sleep(0.05)
-    yield ws
-    ws.stop_daemon()
-    leaks.watch(ws)
+    # the daemon writes the npm block once it has a token
+    assert wait_for(lambda: "_authToken=" in (ws.npmrc.read_text() if ws.npmrc.exists() else ""),
+                    15), ws.daemon_output()
+    return ws
 
 
 def doctor(ws: Workspace, **env: str) -> Tuple[int, List[Dict[str, Any]]]:

@@ -9,11 +9,10 @@ import json
 import subprocess
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
-import leaks
 from credhelper.errors import CredhelperError
 from harness import BIN, Workspace
 
@@ -34,10 +33,10 @@ def scope_of(case: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def fws(tmp_path_factory: pytest.TempPathFactory, emulator: "object") -> Iterator[Workspace]:
+def fws(module_ws: Workspace) -> Workspace:
     """Accounts fed (federated), svc (secret), expired (a stale assertion); one daemon."""
+    ws, emulator = module_ws, module_ws.em
     emulator.idp.clear_faults()
-    ws = Workspace(tmp_path_factory.mktemp("faults"), emulator)
     ws.env[SECRET_ENV] = emulator.client_secret
     stale = ws.root / "stale-assertion.jwt"
     stale.write_text(emulator.mint_workspace_token(lifetime=-1000) + "\n")
@@ -56,11 +55,7 @@ def fws(tmp_path_factory: pytest.TempPathFactory, emulator: "object") -> Iterato
                for case, (_, account, _, _) in CASES.items()]
     ws.write_config(accounts, routes)
     ws.start_daemon()
-    try:
-        yield ws
-    finally:
-        ws.stop_daemon()
-        leaks.watch(ws)
+    return ws
 
 
 def _scope_requests(em: "object", scope: str) -> int:

@@ -11,7 +11,7 @@ import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO, StringIO
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import pytest
 
@@ -100,10 +100,10 @@ def raw_inputs(port: int) -> List[str]:
 
 
 @pytest.fixture(scope="module")
-def hostile_ws(tmp_path_factory: pytest.TempPathFactory, emulator: "object") -> Iterator[Workspace]:
+def hostile_ws(module_ws: Workspace) -> Workspace:
     """Two identities on the feed host (so git sends paths), git configured, one daemon."""
+    ws, emulator = module_ws, module_ws.em
     emulator.idp.clear_faults()
-    ws = Workspace(tmp_path_factory.mktemp("hostile"), emulator)
     ws.env[SECRET_ENV] = emulator.client_secret
     feed = emulator.feed_base
     accounts = ws.federated_account()
@@ -118,11 +118,7 @@ def hostile_ws(tmp_path_factory: pytest.TempPathFactory, emulator: "object") -> 
     # A catch-all as many people have it, so git hands every host to our helper, not just ours.
     ws.git("config", "--global", "--add", "credential.helper", "entra")
     ws.start_daemon()
-    try:
-        yield ws
-    finally:
-        ws.stop_daemon()
-        leaks.watch(ws)
+    return ws
 
 
 @pytest.fixture(scope="module")
