@@ -318,3 +318,4 @@ def _handler_for(idp: StubIdp) -> type:
             return True
 
     return Handler
+

@@ -52,6 +52,23 @@ def module_ws(tmp_path_factory: pytest.TempPathFactory, emulator: "object") -> I
     leaks.watch(workspace)
 
 
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
+    """A scriptable stub IdP (tests/auth_stub_idp.py), one per test module."""
+    from auth_stub_idp import StubIdp
+
+    idp = StubIdp(tmp_path_factory.mktemp("idp")).start()
+    yield idp
+    idp.stop()
+
+
+@pytest.fixture
+def idp(stub: "object") -> "object":
+    """The module's stub IdP with its script and log cleared."""
+    stub.reset()
+    return stub
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: "pytest.CallInfo[None]") -> Iterator[None]:
     """Keep each test's captured output for the end-of-run leak check."""

@@ -4,7 +4,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import msal
 import pytest
@@ -14,19 +14,6 @@ from credhelper.auth import make_source
 from credhelper.errors import AuthFailed, CredhelperError, IdpUnavailable, Throttled
 
 SCOPES = ("api://credhelper-feed/.default",)
-
-
-@pytest.fixture(scope="module")
-def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubIdp]:
-    idp = StubIdp(tmp_path_factory.mktemp("idp")).start()
-    yield idp
-    idp.stop()
-
-
-@pytest.fixture
-def idp(stub: StubIdp) -> StubIdp:
-    stub.reset()
-    return stub
 
 
 def assert_clean(exc: BaseException, secrets: List[str]) -> None:

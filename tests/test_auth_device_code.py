@@ -1,7 +1,6 @@
 """Device-code sign-in and refresh-token acquisition, and managed identity, through real MSAL."""
 
 import json
-from typing import Iterator
 
 import msal
 import pytest
@@ -11,19 +10,6 @@ from credhelper.auth import make_source
 from credhelper.errors import AuthFailed, IdpUnavailable, LoginFailed, NotSignedIn, Throttled
 
 SCOPES = ("499b84ac-1321-427f-aa17-267ca6975798/.default",)
-
-
-@pytest.fixture(scope="module")
-def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubIdp]:
-    idp = StubIdp(tmp_path_factory.mktemp("idp")).start()
-    yield idp
-    idp.stop()
-
-
-@pytest.fixture
-def idp(stub: StubIdp) -> StubIdp:
-    stub.reset()
-    return stub
 
 
 @pytest.fixture
