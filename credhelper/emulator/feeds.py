@@ -1,4 +1,5 @@
-"""The private feed server: git smart HTTP, a PEP 503 simple index and an npm registry.
+"""The private feed server: git smart HTTP, a PEP 503 simple index (with PyPI's legacy upload
+API) and an npm registry.
 
 Every request needs an access token from the emulated IdP for one of the feed audiences, sent
 as Basic (any user name, the token as password) or Bearer. The log records who came and what
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
-from . import jwt, packages
+from . import jwt, packages, upload
 from .gitrepos import create_repo, http_backend
 from .idp import IdentityProvider
 from .web import Request, Response, json_response, text_response
@@ -121,6 +122,8 @@ class FeedServer:
             return http_backend(self.git_root, request, "/" + unquote(rest), str(user))
         if area == "pypi" and request.method in ("GET", "HEAD"):
             return self._pypi(rest)
+        if area == "pypi" and request.method == "POST" and rest.strip("/") == "legacy":
+            return self._pypi_upload(request)
         if area == "npm" and request.method in ("GET", "HEAD"):
             return self._npm_get(unquote(rest))
         return text_response(404, "not found")
@@ -145,6 +148,20 @@ class FeedServer:
             if data is not None:
                 return Response(200, data, [("Content-Type", "application/octet-stream")])
         return text_response(404, "not found")
+
+    def _pypi_upload(self, request: Request) -> Response:
+        """PyPI's legacy upload API: the file joins the simple index; re-uploading one is 400."""
+        try:
+            name, _version, filename, data = upload.read_upload(
+                request.headers.get("Content-Type", ""), request.body)
+        except upload.UploadError as exc:
+            return text_response(400, "Bad Request: {}\n".format(exc))
+        with self._lock:
+            files = self._python.setdefault(name, {})
+            if filename in files:
+                return text_response(400, "Bad Request: File already exists ({})\n".format(filename))
+            files[filename] = data
+        return text_response(200, "OK\n")
 
     def _npm_get(self, rest: str) -> Response:
         name, _, tarball = rest.strip("/").partition("/-/")
