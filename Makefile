@@ -7,6 +7,15 @@ PYTEST_ARGS ?=
 # pnpm for the pnpm end-to-end tests: pinned, from the npm registry, kept inside the checkout.
 PNPM_VERSION := 10.34.9
 PNPM_STAMP   := .tools/.pnpm-$(PNPM_VERSION)
+# The Python tools' end-to-end tests (tests/test_python_tools_e2e.py): uv, poetry and twine each on
+# their own (pipx-style, none with credhelper in it), and pip wheels for fresh venvs: the newest
+# pip, and the newest pip that still runs on Python 3.9.
+UV_VERSION     := 0.13.9
+POETRY_VERSION := 2.5.1
+TWINE_VERSION  := 7.0.0
+PIP_NEWEST     := 26.3
+PIP_NEWEST_39  := 26.0.1
+PYTOOLS_STAMP  := .tools/.python-tools-$(UV_VERSION)-$(POETRY_VERSION)-$(TWINE_VERSION)-$(PIP_NEWEST)-$(PIP_NEWEST_39)
 
 .PHONY: demo test bench clean deps
 
@@ -19,6 +28,17 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 $(PNPM_STAMP):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error pnpm@$(PNPM_VERSION)
 	touch $@
+
+$(PYTOOLS_STAMP):
+	rm -rf .tools/uv-* .tools/poetry-* .tools/twine-* .tools/wheels
+	$(PYTHON) -m pip install -q --disable-pip-version-check --target .tools/uv-$(UV_VERSION) uv==$(UV_VERSION)
+	$(PYTHON) -m venv .tools/poetry-$(POETRY_VERSION)
+	.tools/poetry-$(POETRY_VERSION)/bin/pip install -q --disable-pip-version-check poetry==$(POETRY_VERSION)
+	$(PYTHON) -m venv .tools/twine-$(TWINE_VERSION)
+	.tools/twine-$(TWINE_VERSION)/bin/pip install -q --disable-pip-version-check twine==$(TWINE_VERSION)
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps -d .tools/wheels pip==$(PIP_NEWEST)
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps -d .tools/wheels pip==$(PIP_NEWEST_39)
+	mkdir -p .tools && touch $@
 
 demo: $(STAMP)
 	$(VENV)/bin/credhelper demo
@@ -38,10 +58,10 @@ deps:
 	fi
 
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
-test: $(STAMP) deps $(PNPM_STAMP)
+test: $(STAMP) deps $(PNPM_STAMP) $(PYTOOLS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(PYTOOLS_STAMP)
 	$(PY) benchmarks/run.py
 
 clean:
