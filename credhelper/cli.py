@@ -15,6 +15,7 @@ Exit codes:
 
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Any, Dict, NoReturn, Optional
@@ -189,12 +190,15 @@ def token(url: str, form: Optional[str]) -> None:
 
 
 @main.command()
-@click.argument("target", type=click.Choice(["git", "pip", "npm", "pnpm", "systemd", "all"]))
+@click.argument("target", type=click.Choice(
+    ["git", "pip", "uv", "poetry", "npm", "pnpm", "systemd", "all"]))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("--remove", is_flag=True, help="npm: remove the managed block instead.")
+@click.option("--remove", is_flag=True,
+              help="npm, pip, uv, poetry: undo what configure did instead.")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, npm or pnpm at credhelper (idempotent)."""
+    """Point git, pip, uv, poetry, npm or pnpm at credhelper (idempotent)."""
     from . import config, configure as conf
+    from .configure_python import PYTHON_TOOLS, configure_python_tool
 
     try:
         changes = []
@@ -206,8 +210,10 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
             cfg = config.load(paths.config_path())
             if target in ("git", "all"):
                 changes += conf.configure_git(cfg, dry_run=dry_run)
-            if target in ("pip", "all"):
-                changes += conf.configure_pip(dry_run=dry_run)
+            for tool in PYTHON_TOOLS:
+                if target == tool or (target == "all" and (
+                        tool == "pip" or shutil.which(tool) is not None)):
+                    changes += configure_python_tool(tool, cfg, dry_run=dry_run, remove=remove)
             if target in ("npm", "all"):
                 changes += conf.configure_npm(cfg, dry_run=dry_run, remove=remove)
             if target in ("pnpm", "all"):
@@ -218,7 +224,20 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
     for line in changes:
         click.echo(f"{prefix}{line}")
     if not changes:
-        click.echo(f"credhelper: {target} is already configured")
+        click.echo(f"credhelper: {target} is already " + ("unconfigured" if remove else "configured"))
+    elif not dry_run and target in PYTHON_TOOLS + ("all",):
+        _reload_running_daemon()
+
+
+def _reload_running_daemon() -> None:
+    """A running daemon reads the tools state again (it starts or stops keeping the netrc)."""
+    client = Client(timeout=5.0)
+    if not client.ping():
+        return
+    try:
+        client.call("reload", timeout=10.0)
+    except CredhelperError as exc:
+        click.echo(f"credhelper: the running daemon did not reload: {exc.message}", err=True)
 
 
 @main.command()

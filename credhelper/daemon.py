@@ -1,4 +1,5 @@
-"""The daemon: wires config, routing, token slots, the vault and the npm sink behind the socket.
+"""The daemon: wires config, routing, token slots, the vault and the sinks (npmrc, netrc) behind
+the socket.
 
 Hot path (``get`` with a fresh token): route lookup and a dictionary read; no network, no MSAL,
 no disk except one audit line.
@@ -12,9 +13,9 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
-from . import __version__, config as config_mod, paths, systemd
+from . import __version__, config as config_mod, paths, systemd, tools_state
 from .auth import make_source
 from .auth.base import Token
 from .clock import SystemClock
@@ -25,6 +26,8 @@ from .refresher import Refresher
 from .routing import Router, redact
 from .server import Peer, SocketServer, bind_unix
 from .sessions import Sessions
+from .configure_python import netrc_wanted
+from .sinks import netrc as netrc_sink
 from .sinks.npmrc import NpmrcSink
 from .tokens import TokenManager
 from .vault import Vault
@@ -59,6 +62,7 @@ class Daemon:
         self.keystore = choose_keystore(self.state_dir)
         self.sessions = Sessions(Vault(self.state_dir / "cache.bin", self.keystore))
         self.npm = NpmrcSink(paths.npmrc_path(), self.config.npm_registries)
+        self.netrc = netrc_sink.NetrcSink(paths.netrc_path())
         self.tokens = TokenManager(self._build_sources(self.config), self.clock,
                                    rng=rng or random.Random(), on_token=self._on_token)
         self.refresher = Refresher(self.tokens, self.clock)
@@ -90,8 +94,21 @@ class Daemon:
             slots[registry] = (route.account, route.scopes)
         return slots
 
+    def _netrc_hosts(self) -> Dict[str, netrc_sink.NetrcHost]:
+        """The hosts the netrc block serves: none unless pip, uv or poetry is configured."""
+        if not netrc_wanted(tools_state.configured(self.state_dir)):
+            return {}
+        return netrc_sink.plan(self.config.routes)[0]
+
+    def _sink_slots(self) -> Set[Tuple[str, Tuple[str, ...]]]:
+        return set(self._npm_slots().values()) | set(self.netrc.slots().values())
+
     def _on_token(self, account: str, scopes: Tuple[str, ...], token: Token) -> None:
         self.sessions.persist()
+        try:
+            self.netrc.write((account, scopes), token.access_token)
+        except (OSError, ValueError, CredhelperError) as exc:
+            log.warning("cannot update the netrc: %s", exc)
         registries = [r for r, slot in self._npm_slots().items() if slot == (account, scopes)]
         if registries:
             try:
@@ -99,16 +116,16 @@ class Daemon:
             except (OSError, ValueError, CredhelperError) as exc:
                 log.warning("cannot update the npm config: %s", exc)
 
-    def _warm_npm(self) -> None:
-        for account, scopes in set(self._npm_slots().values()):
+    def _warm_sinks(self) -> None:
+        for account, scopes in self._sink_slots():
             self.tokens.pin(account, scopes)
         self.refresher.wake()
         # A registry added by a reload may share a slot that already holds a fresh token: no
         # acquisition (so no on_token) would come for it until the next refresh.
-        threading.Thread(target=self._fill_npm, daemon=True, name="npm-fill").start()
+        threading.Thread(target=self._fill_sinks, daemon=True, name="sink-fill").start()
 
-    def _fill_npm(self) -> None:
-        for account, scopes in set(self._npm_slots().values()):
+    def _fill_sinks(self) -> None:
+        for account, scopes in self._sink_slots():
             try:
                 self._on_token(account, scopes, self.tokens.get(account, scopes))
             except CredhelperError:
@@ -140,7 +157,8 @@ class Daemon:
         self.refresher.start()
         if self.config.npm_registries:
             self.npm.watch()
-            self._warm_npm()
+        self._set_netrc_hosts()
+        self._warm_sinks()
         self._watch_config()
         log.info("credhelper %s ready on %s (pid %d)", __version__,
                  owned_path or "a socket from systemd", os.getpid())
@@ -174,6 +192,7 @@ class Daemon:
         if self._watcher is not None:
             self._watcher.stop()
         self.npm.stop()
+        self.netrc.stop()
         self.sessions.persist()
         self.audit.close()
         log.info("stopped")
@@ -206,8 +225,15 @@ class Daemon:
             self.npm.set_registries(new.npm_registries)
         if new.npm_registries:
             self.npm.watch()
-            self._warm_npm()
+        self._set_netrc_hosts()  # `configure pip|uv|poetry [--remove]` asks for a reload
+        self._warm_sinks()
         log.info("config reloaded from %s", self.config_path)
+
+    def _set_netrc_hosts(self) -> None:
+        try:
+            self.netrc.set_hosts(self._netrc_hosts())
+        except (OSError, CredhelperError) as exc:
+            log.warning("cannot update the netrc: %s", exc)
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -296,6 +322,7 @@ class Daemon:
             "routes": [{"url": r.url, "account": r.account, "scopes": list(r.scopes)}
                        for r in self.config.routes],
             "npm": {"file": str(self.npm.path), "registries": list(self.config.npm_registries)},
+            "netrc": {"file": str(self.netrc.path), "hosts": sorted(self.netrc.slots())},
         }
 
     def _account_status(self, name: str) -> Dict[str, Any]:
@@ -346,8 +373,7 @@ class Daemon:
         if result.get("state") == "done":
             self.sessions.persist()
             self.tokens.drop_account(name)  # slots re-acquire with the new sign-in
-            if self.config.npm_registries:
-                self._warm_npm()  # dropping took the pinned npm slots too: the block needs them
+            self._warm_sinks()  # dropping took the pinned sink slots too: the blocks need them
             self.audit.write(event="login", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
         return {"ok": True, "account": name, **result}
 
@@ -357,6 +383,7 @@ class Daemon:
         self.tokens.drop_account(name)
         self.sessions.persist()
         self.npm.forget([r for r, (account, _) in self._npm_slots().items() if account == name])
+        self.netrc.forget(name)
         self.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
         return {"ok": True, "account": name}
 

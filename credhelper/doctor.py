@@ -128,10 +128,10 @@ def check_key_storage(ctx: Context) -> Iterator[Check]:
 
 
 def _checks() -> List[Callable[[Context], Iterator[Check]]]:
-    from . import doctor_idp, doctor_scan, doctor_tools
+    from . import doctor_idp, doctor_python, doctor_scan, doctor_tools
 
     return [check_config, check_daemon, check_files, doctor_tools.check_git,
-            doctor_tools.check_pip, doctor_tools.check_npm, doctor_idp.check_idp,
+            doctor_python.check_python_tools, doctor_tools.check_npm, doctor_idp.check_idp,
             doctor_idp.check_tokens, check_key_storage, doctor_scan.check_workspace]
 
 

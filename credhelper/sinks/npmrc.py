@@ -64,7 +64,8 @@ def _find_block(text: str) -> Optional[Tuple[int, int, bool]]:
     return begins[-1].start(), end.end(), bool(end.group(1))
 
 
-def _without_block(text: str) -> str:
+def without_block(text: str) -> str:
+    """``text`` without the managed block (shared by every sink that keeps one)."""
     found = _find_block(text)
     if found is None:
         return text
@@ -139,7 +140,7 @@ class NpmrcSink:
             text = self._read()
             if text is not None:
                 stray = self._stray_lines()
-                kept = _without_block(render(text, [], stray) if stray else text)
+                kept = without_block(render(text, [], stray) if stray else text)
                 if not kept and self._created:
                     self.path.unlink()
                 elif kept != text:

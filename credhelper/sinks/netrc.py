@@ -1,0 +1,208 @@
+"""Keeps ``machine HOST login USER password TOKEN`` lines fresh in a managed block of ~/.netrc.
+
+pip (through requests), uv, poetry, twine and ``uv publish`` all read the user's netrc, in every
+virtualenv, whatever their keyring settings, with or without ``--no-input``; none of them can run
+a credential helper the way git does. So for the Python tools the daemon keeps their token in
+this one file, as it keeps npm's in npmrc: rewritten after every refresh, 0600, and everything
+outside the block left byte for byte as it was.
+
+netrc names a host only: no scheme, port or path. A host gets a line only when every route on
+it (any port) leads to one account, scopes and user name, which is what a path-less request
+gets from the router too (DESIGN §6.3); other hosts are left out and ``doctor`` says why.
+"""
+
+import logging
+import os
+import re
+import stat
+import threading
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ..atomic import write_atomic
+from ..config import Route
+from ..errors import ConfigError, CredhelperError, NoRoute, RequestError
+from ..routing import canonical
+from .npmrc import BEGIN, END, render, without_block
+
+Slot = Tuple[str, Tuple[str, ...]]
+log = logging.getLogger(__name__)
+# netrc splits on whitespace and treats '#' and quotes specially; a host, user or token with
+# any of them would not reach the tool as written (and could smuggle another entry in).
+_UNSAFE = re.compile(r"[\s\"'#\\]|[\x00-\x1f\x7f]")
+
+
+class NetrcHost:
+    """One host the block serves: the identity its routes share and the user name to send."""
+
+    __slots__ = ("host", "slot", "username")
+
+    def __init__(self, host: str, slot: Slot, username: str) -> None:
+        self.host, self.slot, self.username = host, slot, username
+
+    def __repr__(self) -> str:
+        return f"NetrcHost({self.host!r}, account={self.slot[0]!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NetrcHost) and (self.host, self.slot, self.username) == (
+            other.host, other.slot, other.username)
+
+
+def plan(routes: Sequence[Route]) -> Tuple[Dict[str, NetrcHost], Dict[str, str]]:
+    """The hosts netrc can serve safely, and the others with the reason each is left out."""
+    by_host: Dict[str, List[Route]] = {}
+    for route in routes:
+        try:
+            host = canonical(route.url).host
+        except (NoRoute, RequestError):
+            continue  # the config loader has refused it already
+        by_host.setdefault(host, []).append(route)
+    served: Dict[str, NetrcHost] = {}
+    skipped: Dict[str, str] = {}
+    for host, host_routes in sorted(by_host.items()):
+        identities = {(r.account, r.scopes, r.username) for r in host_routes}
+        if len(identities) > 1:
+            skipped[host] = ("its routes lead to different accounts, scopes or user names, and "
+                             "netrc can hold one per host")
+        elif _UNSAFE.search(host) or _UNSAFE.search(host_routes[0].username):
+            skipped[host] = "its name or user name cannot be written in netrc"
+        else:
+            route = host_routes[0]
+            served[host] = NetrcHost(host, (route.account, route.scopes), route.username)
+    return served, skipped
+
+
+class NetrcSink:
+    """The managed block of one netrc file, for the hosts given by ``set_hosts``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._hosts: Dict[str, NetrcHost] = {}
+        self._tokens: Dict[str, str] = {}        # host -> current token
+        self._created = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"NetrcSink({str(self.path)!r}, hosts={sorted(self._hosts)})"
+
+    def slots(self) -> Dict[str, Slot]:
+        """host -> (account, scopes) for every host served."""
+        with self._lock:
+            return {host: entry.slot for host, entry in self._hosts.items()}
+
+    def set_hosts(self, hosts: Mapping[str, NetrcHost]) -> None:
+        """Serve these hosts (configure, reload); lines of hosts no longer served leave the file."""
+        with self._lock:
+            self._hosts = dict(hosts)
+            self._tokens = {h: t for h, t in self._tokens.items() if h in self._hosts}
+            if self._tokens:
+                self._sync()
+        if not self._tokens:
+            self.remove()
+
+    def write(self, slot: Slot, token: str) -> None:
+        """Give every host of ``slot`` this token and rewrite the block."""
+        if not token or _UNSAFE.search(token):
+            raise ValueError("refusing to write a token with unsafe characters in it")
+        with self._lock:
+            hosts = [h for h, entry in self._hosts.items() if entry.slot == slot]
+            if not hosts:
+                return
+            for host in hosts:
+                self._tokens[host] = token
+            self._sync()
+
+    def forget(self, account: str) -> None:
+        """Drop the tokens of one account (a sign-out); no token left means no block."""
+        with self._lock:
+            for host, entry in self._hosts.items():
+                if entry.slot[0] == account:
+                    self._tokens.pop(host, None)
+            remaining = bool(self._tokens)
+            if remaining:
+                self._sync()
+        if not remaining:
+            self.remove()
+
+    def remove(self) -> None:
+        """Take the managed block out of the file (the file goes if we created it empty)."""
+        with self._lock:
+            self._tokens.clear()
+            remove_block(self.path, delete_if_empty=self._created)
+
+    def stop(self) -> None:
+        """Nothing runs in the background (no tool rewrites netrc); here for the sink interface."""
+
+    def _sync(self) -> None:
+        """Make the file hold the current block (called with the lock held)."""
+        lines = [f"machine {host} login {self._hosts[host].username} password {token}"
+                 for host, token in sorted(self._tokens.items())]
+        text = read(self.path)
+        if text is None:
+            self._created = True
+            text = ""
+        new = render(text, lines)
+        if new != text:
+            _replace(self.path, new)
+        elif stat.S_IMODE(os.stat(self.path).st_mode) != 0o600:
+            os.chmod(self.path, 0o600)
+
+
+def read(path: Path) -> Optional[str]:
+    """The file's text (None when absent); a symlink is refused rather than written through."""
+    try:
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symlink; credhelper does not write through it "
+                              "(point NETRC at a plain file)")
+        return path.read_bytes().decode("utf-8", "surrogateescape")
+    except FileNotFoundError:
+        return None
+
+
+def has_block(path: Path) -> bool:
+    """Whether the file holds a credhelper block."""
+    text = read(path) or ""
+    return without_block(text) != text
+
+
+def remove_block(path: Path, delete_if_empty: bool = False) -> bool:
+    """Take the block out of ``path``, leaving the rest as it was; whether anything changed."""
+    text = read(path)
+    if text is None:
+        return False
+    kept = without_block(text)
+    if kept == text:
+        return False
+    if not kept and delete_if_empty:
+        path.unlink()
+    else:
+        _replace(path, kept)
+    return True
+
+
+def _replace(path: Path, text: str) -> None:
+    write_atomic(path, text.encode("utf-8", "surrogateescape"), 0o600,
+                 prefix=f".{path.name}.credhelper-")
+
+
+def block_entries(path: Path) -> Dict[str, Tuple[str, str]]:
+    """host -> (login, password) of the lines inside the block (doctor compares, never prints)."""
+    text = read(path) or ""
+    start, end = text.find(BEGIN), text.find(END)
+    found: Dict[str, Tuple[str, str]] = {}
+    if start < 0 or end < start:
+        return found
+    for line in text[start:end].splitlines():
+        words = line.split()
+        if len(words) == 6 and words[0::2] == ["machine", "login", "password"]:
+            found[words[1]] = (words[3], words[5])
+    return found
+
+
+def other_entries(path: Path, hosts: Iterable[str]) -> List[str]:
+    """Hosts among ``hosts`` that also have a ``machine`` entry (or a ``default``) outside the block."""
+    text = without_block(read(path) or "")
+    words = re.sub(r"#[^\n]*", " ", text).split()
+    named = {words[i + 1].lower() for i, w in enumerate(words[:-1]) if w == "machine"}
+    # a `default` entry needs no check: every reader tries the machine entries first
+    return sorted(set(hosts) & named)
