@@ -26,7 +26,9 @@ from .routing import Router, redact
 from .server import Peer, SocketServer, bind_unix
 from .sessions import Sessions
 from .sinks.npmrc import NpmrcSink
+from .sinks.yarnrc import YarnrcSink, yarnrc_path
 from .tokens import TokenManager
+from .toolrecord import ToolRecord
 from .vault import Vault
 
 log = logging.getLogger("credhelper.daemon")
@@ -58,12 +60,21 @@ class Daemon:
         self.audit = AuditLog(self.state_dir / "audit.log")
         self.keystore = choose_keystore(self.state_dir)
         self.sessions = Sessions(Vault(self.state_dir / "cache.bin", self.keystore))
-        self.npm = NpmrcSink(paths.npmrc_path(), self.config.npm_registries)
+        # Files other tools read tokens from, each kept only while its tool is configured
+        # (`configure TOOL --remove` takes it off, across restarts): npm's block serves npm,
+        # pnpm, bun and yarn classic; yarn berry reads only its own rc.
+        self.tools = ToolRecord(self.state_dir)
+        self.npm = NpmrcSink(paths.npmrc_path(), self.config.npm_registries,
+                             gate=lambda: self.tools.enabled("npm", True))
+        self.yarn = YarnrcSink(yarnrc_path(), self.config.npm_registries,
+                               gate=lambda: self.tools.enabled("yarn", False))
+        self.sinks = (self.npm, self.yarn)
         self.tokens = TokenManager(self._build_sources(self.config), self.clock,
                                    rng=rng or random.Random(), on_token=self._on_token)
         self.refresher = Refresher(self.tokens, self.clock)
         self._server: Optional[SocketServer] = None
         self._watcher: Any = None
+        self._tools_watcher: Any = None
         self._ops: Dict[str, Callable[[Dict[str, Any], Peer], Dict[str, Any]]] = {
             "ping": self._op_ping, "get": self._op_get, "invalidate": self._op_invalidate,
             "status": self._op_status, "reload": self._op_reload, "stop": self._op_stop,
@@ -94,10 +105,11 @@ class Daemon:
         self.sessions.persist()
         registries = [r for r, slot in self._npm_slots().items() if slot == (account, scopes)]
         if registries:
-            try:
-                self.npm.write({registry: token.access_token for registry in registries})
-            except (OSError, ValueError, CredhelperError) as exc:
-                log.warning("cannot update the npm config: %s", exc)
+            for sink in self.sinks:
+                try:
+                    sink.write({registry: token.access_token for registry in registries})
+                except (OSError, ValueError, CredhelperError) as exc:
+                    log.warning("cannot update %s: %s", sink.path, exc)
 
     def _warm_npm(self) -> None:
         for account, scopes in set(self._npm_slots().values()):
@@ -139,7 +151,7 @@ class Daemon:
             pass
         self.refresher.start()
         if self.config.npm_registries:
-            self.npm.watch()
+            self._watch_sinks()
             self._warm_npm()
         self._watch_config()
         log.info("credhelper %s ready on %s (pid %d)", __version__,
@@ -171,9 +183,11 @@ class Daemon:
 
     def _cleanup(self) -> None:
         self.refresher.stop()
-        if self._watcher is not None:
-            self._watcher.stop()
-        self.npm.stop()
+        for watcher in (self._watcher, self._tools_watcher):
+            if watcher is not None:
+                watcher.stop()
+        for sink in self.sinks:
+            sink.stop()
         self.sessions.persist()
         self.audit.close()
         log.info("stopped")
@@ -183,6 +197,23 @@ class Daemon:
 
         self._watcher = FileWatcher(self.config_path, self.reload)
         self._watcher.start()
+        self._tools_watcher = FileWatcher(self.tools.path, self._tools_changed)
+        self._tools_watcher.start()
+
+    def _watch_sinks(self) -> None:
+        for sink in self.sinks:
+            if sink.enabled():
+                sink.watch()
+
+    def _tools_changed(self) -> None:
+        """`configure TOOL [--remove]` changed the record: drop or fill each tool's file."""
+        for sink in self.sinks:
+            if not sink.enabled():
+                sink.stop()
+                sink.remove()
+        if self.config.npm_registries:
+            self._watch_sinks()
+            self._warm_npm()
 
     def _reload_logged(self) -> None:
         try:
@@ -203,9 +234,10 @@ class Daemon:
             self.tokens.replace_sources(self._build_sources(new))
             self.config, self.router = new, router
             self._reload_error = None
-            self.npm.set_registries(new.npm_registries)
+            for sink in self.sinks:
+                sink.set_registries(new.npm_registries)
         if new.npm_registries:
-            self.npm.watch()
+            self._watch_sinks()
             self._warm_npm()
         log.info("config reloaded from %s", self.config_path)
 
@@ -295,7 +327,9 @@ class Daemon:
             "slots": self.tokens.status(),
             "routes": [{"url": r.url, "account": r.account, "scopes": list(r.scopes)}
                        for r in self.config.routes],
-            "npm": {"file": str(self.npm.path), "registries": list(self.config.npm_registries)},
+            "npm": {"file": str(self.npm.path), "registries": list(self.config.npm_registries),
+                    "kept": self.npm.enabled()},
+            "yarn": {"file": str(self.yarn.path), "kept": self.yarn.enabled()},
         }
 
     def _account_status(self, name: str) -> Dict[str, Any]:
@@ -356,7 +390,8 @@ class Daemon:
         source.logout()
         self.tokens.drop_account(name)
         self.sessions.persist()
-        self.npm.forget([r for r, (account, _) in self._npm_slots().items() if account == name])
+        for sink in self.sinks:
+            sink.forget([r for r, (account, _) in self._npm_slots().items() if account == name])
         self.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
         return {"ok": True, "account": name}
 
