@@ -22,9 +22,9 @@ from .errors import AuthFailed, ConfigError, CredhelperError, RequestError
 from .logs import AuditLog, setup_logging
 from .keystore import choose_keystore
 from .refresher import Refresher
-from .routing import Router, redact
-from .server import Peer, SocketServer, bind_unix
-from .sessions import Sessions
+from .routing import Router, redact_url
+from .listener import Peer, SocketServer, bind_unix
+from .msal_cache import Sessions
 from .sinks.npmrc import NpmrcSink
 from .tokens import TokenManager
 from .vault import Vault
@@ -262,14 +262,14 @@ class Daemon:
                 raise AuthFailed("the identity provider returned a token with control characters")
         except CredhelperError as exc:
             self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
-                             url=redact(url, 300), outcome=exc.code)
+                             url=redact_url(url, 300), outcome=exc.code)
             raise
         return self._granted(request, peer, url, route, token)
 
     def _granted(self, request: Dict[str, Any], peer: Peer, url: str, route: Any,
                  token: Token) -> Dict[str, Any]:
         self.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
-                         url=redact(url, 300), account=route.account, outcome="ok")
+                         url=redact_url(url, 300), account=route.account, outcome="ok")
         return {"ok": True, "username": route.username, "token": token.access_token,
                 "expires_on": int(token.expires_on), "account": route.account}
 
@@ -280,7 +280,7 @@ class Daemon:
             raise RequestError("'token' must be a string")
         route = self.router.resolve(url)
         dropped = self.tokens.invalidate(route.account, route.scopes, token)
-        self.audit.write(event="invalidate", pid=peer.pid, exe=peer.exe, url=redact(url, 300),
+        self.audit.write(event="invalidate", pid=peer.pid, exe=peer.exe, url=redact_url(url, 300),
                          account=route.account, outcome="dropped" if dropped else "not_held")
         return {"ok": True, "dropped": dropped}
 
