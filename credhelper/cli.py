@@ -134,7 +134,7 @@ def stop() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Show accounts, token slots and their health (never a token)."""
-    from .status import render_status
+    from .commands.status import render_status
 
     reply = call("status")
     if as_json:
@@ -154,7 +154,7 @@ def reload() -> None:
 @click.argument("account", required=False)
 def login(account: Optional[str]) -> None:
     """Sign a person in with a device code."""
-    from .login import run_login
+    from .commands.login import run_login
 
     try:
         sys.exit(run_login(Client(), account))
@@ -195,7 +195,7 @@ TOOLS = ("git", "pip", "npm", "pnpm", "yarn")
 
 
 def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]:
-    from . import configure as conf, configure_js as js
+    from .commands import configure as conf, configure_js as js
 
     return {
         "git": (conf.configure_git, conf.remove_git),
@@ -221,7 +221,7 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
             if remove:
                 raise RequestError("configure systemd --remove is not supported; "
                                    "run: systemctl --user disable --now credhelper.socket")
-            from .install_systemd import install_units
+            from .commands.install_systemd import install_units
 
             changes += install_units(dry_run=dry_run)
         else:
@@ -257,7 +257,7 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
          client_id: Optional[str], force: bool) -> None:
     """Write a starter config file."""
-    from .init_config import run_init
+    from .commands.init import run_init
 
     try:
         sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
@@ -270,7 +270,7 @@ def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[s
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
     """Check the set-up and explain how to fix what is wrong."""
-    from .doctor import run_doctor
+    from .commands.doctor import run_doctor
 
     sys.exit(run_doctor(as_json=as_json))
 
@@ -279,7 +279,7 @@ def doctor(as_json: bool) -> None:
 @click.option("--keep", is_flag=True, help="Leave the emulator and daemon running afterwards.")
 def demo(keep: bool) -> None:
     """Run git, pip and npm through credhelper against the local emulator."""
-    from .demo import run_demo
+    from .commands.demo import run_demo
 
     try:
         sys.exit(run_demo(keep=keep))

@@ -8,7 +8,7 @@ from typing import Dict, List
 
 import pytest
 
-from credhelper import configure, configure_js
+from credhelper.commands import configure, configure_js
 from credhelper.config import parse
 from credhelper.errors import ConfigError
 from credhelper.toolrecord import ToolRecord

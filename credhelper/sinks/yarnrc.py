@@ -12,8 +12,9 @@ take ours beside it: the sink then writes nothing and says so (doctor says it to
 import os
 import re
 from pathlib import Path
-from typing import List
+from typing import Callable, List, Optional
 
+from ..config import Config
 from ..errors import ConfigError
 from .npmrc import NpmrcSink
 
@@ -36,6 +37,14 @@ def has_own_registries(text: str) -> bool:
 
 class YarnrcSink(NpmrcSink):
     """The managed block of one ``.yarnrc.yml``, for the configured npm registries."""
+
+    name = "yarn"
+    default_on = False  # a file of its own: only after `credhelper configure yarn`
+
+    @classmethod
+    def from_config(cls, config: Config, gate: Optional[Callable[[], bool]] = None) -> "YarnrcSink":
+        """The sink for ``[npm] registries`` in the daemon's user's ``~/.yarnrc.yml``."""
+        return cls(yarnrc_path(), config.npm_registries, gate)
 
     def _block_lines(self) -> List[str]:
         lines = ["npmRegistries:"]

@@ -17,14 +17,14 @@ import shutil
 from pathlib import Path
 from typing import List, Optional
 
-from . import paths
-from .config import Config
+from .. import paths
+from ..config import Config
 from .configure import _atomic_write, _lines, _outside_block
-from .errors import ConfigError
-from .routing import Router
-from .sinks.npmrc import registry_key
-from .sinks.yarnrc import has_own_registries, yarnrc_path
-from .toolrecord import CONFIGURED, ToolRecord
+from ..errors import ConfigError
+from ..routing import Router
+from ..sinks.npmrc import registry_key
+from ..sinks.yarnrc import has_own_registries, yarnrc_path
+from ..toolrecord import CONFIGURED, ToolRecord
 
 # One-line notes for what `configure` cannot do by itself (printed, never an error).
 YARN_CLASSIC_NOTE = ("yarn 1 sends the token for scoped packages only (unscoped ones need "

@@ -13,11 +13,11 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .atomic import write_atomic
-from .config import Config
-from .errors import ConfigError
-from .routing import Router
-from .toolrecord import CONFIGURED, ToolRecord
+from ..atomic import write_atomic
+from ..config import Config
+from ..errors import ConfigError
+from ..routing import Router
+from ..toolrecord import CONFIGURED, ToolRecord
 
 GIT_HELPER = "entra"
 BEGIN = "# >>> credhelper >>>"
