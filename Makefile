@@ -16,6 +16,17 @@ TWINE_VERSION  := 7.0.0
 PIP_NEWEST     := 26.3
 PIP_NEWEST_39  := 26.0.1
 PYTOOLS_STAMP  := .tools/.python-tools-$(UV_VERSION)-$(POETRY_VERSION)-$(TWINE_VERSION)-$(PIP_NEWEST)-$(PIP_NEWEST_39)
+# The other JavaScript clients the tests drive, the same way: npm itself (a current 11, not
+# whatever the machine has), yarn classic, yarn berry (its single-file build, so corepack never
+# downloads anything) and bun (its binary comes inside a registry package). Each in its own
+# prefix under .tools/, so two `yarn` bins never collide.
+NPM_VERSION   := 11.21.2
+YARN_VERSION  := 1.22.22
+BERRY_VERSION := 4.18.1
+BUN_VERSION   := 1.4.5
+JS_TOOLS := npm:npm@$(NPM_VERSION) yarn:yarn@$(YARN_VERSION) \
+            berry:@yarnpkg/cli-dist@$(BERRY_VERSION) bun:bun@$(BUN_VERSION)
+JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VERSION)
 
 .PHONY: demo test bench clean deps
 
@@ -40,6 +51,14 @@ $(PYTOOLS_STAMP):
 	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps -d .tools/wheels pip==$(PIP_NEWEST_39)
 	mkdir -p .tools && touch $@
 
+# bun's binary sits in an optional dependency; a machine where it will not install keeps the
+# others (the bun test then skips and says so).
+$(JS_STAMP):
+	@for pair in $(JS_TOOLS); do dir=.tools/$${pair%%:*}; \
+	  npm install --prefix $$dir --no-audit --no-fund --loglevel=error $${pair#*:} \
+	  || [ "$${pair%%:*}" = bun ] || exit 1; done
+	touch $@
+
 demo: $(STAMP)
 	$(VENV)/bin/credhelper demo
 
@@ -58,10 +77,10 @@ deps:
 	fi
 
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
-test: $(STAMP) deps $(PNPM_STAMP) $(PYTOOLS_STAMP)
+test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(PYTOOLS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) $(PYTOOLS_STAMP)
+bench: $(STAMP) $(JS_STAMP) $(PYTOOLS_STAMP)
 	$(PY) benchmarks/run.py
 
 clean:

@@ -13,12 +13,13 @@ Exit codes:
     130  login: interrupted (Ctrl-C); the sign-in is cancelled in the daemon too
 """
 
+import functools
 import json
 import os
 import shutil
 import sys
 import time
-from typing import Any, Dict, NoReturn, Optional
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 import click
 
@@ -134,7 +135,7 @@ def stop() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Show accounts, token slots and their health (never a token)."""
-    from .status import render_status
+    from .commands.status import render_status
 
     reply = call("status")
     if as_json:
@@ -154,7 +155,7 @@ def reload() -> None:
 @click.argument("account", required=False)
 def login(account: Optional[str]) -> None:
     """Sign a person in with a device code."""
-    from .login import run_login
+    from .commands.login import run_login
 
     try:
         sys.exit(run_login(Client(), account))
@@ -189,55 +190,66 @@ def token(url: str, form: Optional[str]) -> None:
         click.echo(value)
 
 
+# What `configure TOOL` runs, in the order `configure all` runs them (`--remove` goes backwards).
+# Each side is (config, dry_run) -> change lines; each tool keeps its undo data in the tool record.
+TOOLS = ("git", "pip", "uv", "poetry", "npm", "pnpm", "yarn")
+# tools `configure all` sets up only when they are on PATH (pip is in every Python)
+_IF_PRESENT = ("uv", "poetry", "yarn")
+
+
+def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]:
+    from .commands import configure as conf, configure_js as js, configure_python as py
+
+    if tool in py.PYTHON_TOOLS:
+        return (functools.partial(py.configure_python_tool, tool),
+                functools.partial(py.remove_python_tool, tool))
+    return {
+        "git": (conf.configure_git, conf.remove_git),
+        "npm": (js.configure_npm, js.remove_npm),
+        "pnpm": (js.configure_pnpm, js.remove_pnpm),
+        "yarn": (js.configure_yarn, js.remove_yarn),
+    }[tool]
+
+
 @main.command()
-@click.argument("target", type=click.Choice(
-    ["git", "pip", "uv", "poetry", "npm", "pnpm", "systemd", "all"]))
+@click.argument("target", type=click.Choice(TOOLS + ("systemd", "all")))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("--remove", is_flag=True,
-              help="npm, pip, uv, poetry: undo what configure did instead.")
+@click.option("--remove", is_flag=True, help="Undo what configure did; the daemon stops keeping "
+              "the tool's file (until it is configured again).")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, uv, poetry, npm or pnpm at credhelper (idempotent)."""
-    from . import config, configure as conf
-    from .configure_python import PYTHON_TOOLS, configure_python_tool
+    """Point git, pip, uv, poetry, npm, pnpm or yarn at credhelper (idempotent); --remove undoes it."""
+    from . import config
 
     try:
-        changes = []
+        changes: List[str] = []
         if target == "systemd":
-            from .install_systemd import install_units
+            if remove:
+                raise RequestError("configure systemd --remove is not supported; "
+                                   "run: systemctl --user disable --now credhelper.socket")
+            from .commands.install_systemd import install_units
 
             changes += install_units(dry_run=dry_run)
         else:
             cfg = config.load(paths.config_path())
-            if target in ("git", "all"):
-                changes += conf.configure_git(cfg, dry_run=dry_run)
-            for tool in PYTHON_TOOLS:
-                if target == tool or (target == "all" and (
-                        tool == "pip" or shutil.which(tool) is not None)):
-                    changes += configure_python_tool(tool, cfg, dry_run=dry_run, remove=remove)
-            if target in ("npm", "all"):
-                changes += conf.configure_npm(cfg, dry_run=dry_run, remove=remove)
-            if target in ("pnpm", "all"):
-                changes += conf.configure_pnpm(cfg, dry_run=dry_run)
+            tools = (target,) if target != "all" else tuple(
+                # yarn's own rc only for a yarn that is there (`all` means the tools on PATH)
+                t for t in TOOLS if t not in _IF_PRESENT or remove or shutil.which(t))
+            for tool in reversed(tools) if remove else tools:
+                setup, undo = _tool_steps(tool)
+                if not remove:
+                    changes += setup(cfg, dry_run=dry_run)
+                elif undo is not None:
+                    changes += undo(cfg, dry_run=dry_run)
+                elif target != "all":
+                    raise RequestError(f"configure {tool} --remove is not supported yet")
     except CredhelperError as exc:
         fail(exc)
     prefix = "would " if dry_run else ""
     for line in changes:
         click.echo(f"{prefix}{line}")
     if not changes:
-        click.echo(f"credhelper: {target} is already " + ("unconfigured" if remove else "configured"))
-    elif not dry_run and target in PYTHON_TOOLS + ("all",):
-        _reload_running_daemon()
-
-
-def _reload_running_daemon() -> None:
-    """A running daemon reads the tools state again (it starts or stops keeping the netrc)."""
-    client = Client(timeout=5.0)
-    if not client.ping():
-        return
-    try:
-        client.call("reload", timeout=10.0)
-    except CredhelperError as exc:
-        click.echo(f"credhelper: the running daemon did not reload: {exc.message}", err=True)
+        state = "not configured" if remove else "already configured"
+        click.echo(f"credhelper: {target} is {state}")
 
 
 @main.command()
@@ -250,7 +262,7 @@ def _reload_running_daemon() -> None:
 def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
          client_id: Optional[str], force: bool) -> None:
     """Write a starter config file."""
-    from .init_config import run_init
+    from .commands.init import run_init
 
     try:
         sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
@@ -263,7 +275,7 @@ def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[s
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
     """Check the set-up and explain how to fix what is wrong."""
-    from .doctor import run_doctor
+    from .commands.doctor import run_doctor
 
     sys.exit(run_doctor(as_json=as_json))
 
@@ -272,7 +284,7 @@ def doctor(as_json: bool) -> None:
 @click.option("--keep", is_flag=True, help="Leave the emulator and daemon running afterwards.")
 def demo(keep: bool) -> None:
     """Run git, pip and npm through credhelper against the local emulator."""
-    from .demo import run_demo
+    from .commands.demo import run_demo
 
     try:
         sys.exit(run_demo(keep=keep))

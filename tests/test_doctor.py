@@ -169,7 +169,8 @@ def test_pip_not_configured(shop: Workspace) -> None:
             "run: credhelper configure pip"]
     finally:
         shop.credhelper("configure", "pip")
-        assert wait_for(lambda: "machine localhost" in (shop.home / ".netrc").read_text())
+        netrc = shop.home / ".netrc"
+        assert wait_for(lambda: netrc.exists() and "machine localhost" in netrc.read_text())
 
 
 def test_npm_block_missing_or_stale(shop: Workspace) -> None:

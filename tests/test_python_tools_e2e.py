@@ -228,7 +228,7 @@ def test_remove_undoes_and_the_daemon_stops_keeping_the_block(ws: Workspace) -> 
     out = ws.credhelper("configure", "pip", "--remove").stdout
     assert "removed the credhelper block" in out
     assert netrc_text(ws) == mine
-    assert "already unconfigured" in ws.credhelper("configure", "pip", "--remove").stdout
+    assert "pip is not configured" in ws.credhelper("configure", "pip", "--remove").stdout
     ws.client().call("reload")  # a reload would have rewritten it, were pip still configured
     ws.stop_daemon()
     ws.start_daemon()

@@ -11,41 +11,34 @@ it (any port) leads to one account, scopes and user name, which is what a path-l
 gets from the router too (DESIGN §6.3); other hosts are left out and ``doctor`` says why.
 """
 
-import logging
 import os
 import re
 import stat
 import threading
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from .. import paths
 from ..atomic import write_atomic
-from ..config import Route
-from ..errors import ConfigError, CredhelperError, NoRoute, RequestError
+from ..config import Config, Route
+from ..errors import ConfigError, NoRoute, RequestError
 from ..routing import canonical
 from .npmrc import BEGIN, END, render, without_block
 
 Slot = Tuple[str, Tuple[str, ...]]
-log = logging.getLogger(__name__)
+PYTHON_TOOLS = ("pip", "uv", "poetry")   # the tools that read the block
 # netrc splits on whitespace and treats '#' and quotes specially; a host, user or token with
 # any of them would not reach the tool as written (and could smuggle another entry in).
 _UNSAFE = re.compile(r"[\s\"'#\\]|[\x00-\x1f\x7f]")
 
 
-class NetrcHost:
-    """One host the block serves: the identity its routes share and the user name to send."""
+class NetrcHost(NamedTuple):
+    """One host the block serves: the identity its routes share, the user name, one route URL."""
 
-    __slots__ = ("host", "slot", "username")
-
-    def __init__(self, host: str, slot: Slot, username: str) -> None:
-        self.host, self.slot, self.username = host, slot, username
-
-    def __repr__(self) -> str:
-        return f"NetrcHost({self.host!r}, account={self.slot[0]!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, NetrcHost) and (self.host, self.slot, self.username) == (
-            other.host, other.slot, other.username)
+    host: str
+    slot: Slot
+    username: str
+    url: str
 
 
 def plan(routes: Sequence[Route]) -> Tuple[Dict[str, NetrcHost], Dict[str, str]]:
@@ -68,16 +61,29 @@ def plan(routes: Sequence[Route]) -> Tuple[Dict[str, NetrcHost], Dict[str, str]]
             skipped[host] = "its name or user name cannot be written in netrc"
         else:
             route = host_routes[0]
-            served[host] = NetrcHost(host, (route.account, route.scopes), route.username)
+            served[host] = NetrcHost(host, (route.account, route.scopes), route.username, route.url)
     return served, skipped
 
 
 class NetrcSink:
-    """The managed block of one netrc file, for the hosts given by ``set_hosts``."""
+    """The managed block of one netrc file, for every routed host netrc can serve."""
 
-    def __init__(self, path: Path) -> None:
+    name = "netrc"
+    tools = PYTHON_TOOLS   # kept while any of these is configured (the tool record's gate)
+    default_on = False     # a file of the user's own: only after `credhelper configure pip|uv|poetry`
+
+    @classmethod
+    def from_config(cls, config: Config, gate: Optional[Callable[[], bool]] = None) -> "NetrcSink":
+        """The sink for the netrc of the daemon's own environment (``$NETRC``, else ``~/.netrc``)."""
+        sink = cls(paths.netrc_path(), gate)
+        sink.reconfigure(config)
+        return sink
+
+    def __init__(self, path: Path, gate: Optional[Callable[[], bool]] = None) -> None:
         self.path = Path(path)
+        self._gate = gate        # asked before every write: False once the tools were removed
         self._hosts: Dict[str, NetrcHost] = {}
+        self._urls: Dict[str, str] = {}          # registry URL (a route's) -> host
         self._tokens: Dict[str, str] = {}        # host -> current token
         self._created = False
         self._lock = threading.Lock()
@@ -85,39 +91,45 @@ class NetrcSink:
     def __repr__(self) -> str:
         return f"NetrcSink({str(self.path)!r}, hosts={sorted(self._hosts)})"
 
-    def slots(self) -> Dict[str, Slot]:
-        """host -> (account, scopes) for every host served."""
-        with self._lock:
-            return {host: entry.slot for host, entry in self._hosts.items()}
+    @property
+    def registries(self) -> Tuple[str, ...]:
+        """One route URL per served host: the keeper resolves it to the host's token slot."""
+        return tuple(self._urls)
 
-    def set_hosts(self, hosts: Mapping[str, NetrcHost]) -> None:
-        """Serve these hosts (configure, reload); lines of hosts no longer served leave the file."""
+    def enabled(self) -> bool:
+        """Whether pip, uv or poetry is configured (so the file is ours to keep)."""
+        return self._gate is None or self._gate()
+
+    def reconfigure(self, config: Config) -> None:
+        """Serve the hosts of a (re)loaded config; lines of hosts no longer served leave the file."""
+        hosts = plan(config.routes)[0]
         with self._lock:
-            self._hosts = dict(hosts)
-            self._tokens = {h: t for h, t in self._tokens.items() if h in self._hosts}
+            self._hosts = hosts
+            self._urls = {entry.url: host for host, entry in hosts.items()}
+            self._tokens = {h: t for h, t in self._tokens.items() if h in hosts}
             if self._tokens:
                 self._sync()
         if not self._tokens:
             self.remove()
 
-    def write(self, slot: Slot, token: str) -> None:
-        """Give every host of ``slot`` this token and rewrite the block."""
-        if not token or _UNSAFE.search(token):
-            raise ValueError("refusing to write a token with unsafe characters in it")
+    def write(self, tokens: Mapping[str, str]) -> None:
+        """Set the token of each given registry's host and rewrite the block."""
+        for token in tokens.values():
+            if not token or _UNSAFE.search(token):
+                raise ValueError("refusing to write a token with unsafe characters in it")
         with self._lock:
-            hosts = [h for h, entry in self._hosts.items() if entry.slot == slot]
-            if not hosts:
-                return
-            for host in hosts:
+            for url, token in tokens.items():
+                host = self._urls.get(url)
+                if host is None:
+                    raise ConfigError(f"{url!r} is not a route of a host the netrc serves")
                 self._tokens[host] = token
             self._sync()
 
-    def forget(self, account: str) -> None:
-        """Drop the tokens of one account (a sign-out); no token left means no block."""
+    def forget(self, registries: Iterable[str]) -> None:
+        """Drop these registries' hosts (a sign-out); no token left means no block."""
         with self._lock:
-            for host, entry in self._hosts.items():
-                if entry.slot[0] == account:
-                    self._tokens.pop(host, None)
+            for url in registries:
+                self._tokens.pop(self._urls.get(url, ""), None)
             remaining = bool(self._tokens)
             if remaining:
                 self._sync()
@@ -125,16 +137,22 @@ class NetrcSink:
             self.remove()
 
     def remove(self) -> None:
-        """Take the managed block out of the file (the file goes if we created it empty)."""
+        """Take the managed block out of the file (the file goes if we created it)."""
         with self._lock:
             self._tokens.clear()
             remove_block(self.path, delete_if_empty=self._created)
 
+    def watch(self) -> None:
+        """Nothing to watch: no tool rewrites netrc (an editor's change is undone at the next refresh)."""
+
     def stop(self) -> None:
-        """Nothing runs in the background (no tool rewrites netrc); here for the sink interface."""
+        """Nothing runs in the background."""
 
     def _sync(self) -> None:
         """Make the file hold the current block (called with the lock held)."""
+        if not self.enabled():
+            self._tokens.clear()  # removed: stay out of the file until configured again
+            return
         lines = [f"machine {host} login {self._hosts[host].username} password {token}"
                  for host, token in sorted(self._tokens.items())]
         text = read(self.path)

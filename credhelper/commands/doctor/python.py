@@ -13,11 +13,12 @@ import stat
 import time
 from typing import Dict, Iterator, List, Optional
 
-from . import paths, tools_state
-from .configure_python import PYTHON_TOOLS
-from .doctor import FAIL, OK, SKIP, WARN, Check, Context
-from .doctor_tools import _expiry
-from .sinks import netrc as netrc_sink
+from ... import paths
+from ...sinks import netrc as netrc_sink
+from ...sinks.netrc import PYTHON_TOOLS
+from ...toolrecord import CONFIGURED, ToolRecord
+from .report import FAIL, OK, SKIP, WARN, Check, Context
+from .tools import _expiry
 
 
 def _unsigned(ctx: Context) -> Dict[str, bool]:
@@ -42,10 +43,10 @@ def check_python_tools(ctx: Context) -> Iterator[Check]:
     if ctx.config is None:
         yield Check("pip/uv/poetry", SKIP, "needs a valid config")
         return
-    configured = tools_state.configured()
-    tools = [t for t in PYTHON_TOOLS if t in configured]
+    record = ToolRecord()
+    tools = [t for t in PYTHON_TOOLS if record.state(t) == CONFIGURED]
     for tool in PYTHON_TOOLS:
-        if tool not in configured and (tool == "pip" or shutil.which(tool)):
+        if tool not in tools and (tool == "pip" or shutil.which(tool)):
             yield Check(tool, WARN, f"{tool} is not configured: it gets no token from credhelper",
                         f"run: credhelper configure {tool}")
     if not tools:

@@ -1,0 +1,150 @@
+"""``credhelper configure git``: point git at credhelper, touching nothing else (and undo it).
+
+pip, uv and poetry are in ``configure_python`` (they share the daemon's netrc block); npm, pnpm
+and yarn in ``configure_js``.
+
+Each function returns one human-readable line per change (the same lines with ``dry_run=True``,
+when nothing is written), so a second run returns ``[]``. Files are edited line by line, never
+re-serialised, so comments, ordering and unrelated settings survive byte for byte; writes go to a
+temp file that is fsynced and renamed over the original (through symlinks, so dotfile managers
+keep their links).
+"""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..atomic import write_atomic
+from ..config import Config
+from ..errors import ConfigError
+from ..routing import Router
+from ..toolrecord import CONFIGURED, ToolRecord
+
+GIT_HELPER = "entra"
+BEGIN = "# >>> credhelper >>>"
+END = "# <<< credhelper <<<"
+_LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+
+
+def _lines(path: Path) -> List[str]:
+    try:
+        # surrogateescape: bytes we do not understand go back out exactly as they came in
+        return _LINE.findall(path.read_bytes().decode("utf-8", "surrogateescape"))
+    except FileNotFoundError:
+        return []
+
+
+def _atomic_write(path: Path, text: str, mode: int) -> None:
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, text.encode("utf-8", "surrogateescape"), mode)
+
+
+def _append(lines: List[str], line: str) -> None:
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    lines.append(line + "\n")
+
+
+# git ---------------------------------------------------------------------------------------
+
+def _git(git: str, *args: str, ok: Sequence[int] = (0,)) -> Tuple[int, str]:
+    try:
+        done = subprocess.run([git, "config", "--global", *args], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise ConfigError(f"cannot run {git!r}: not found") from None
+    if done.returncode not in ok:
+        reason = (done.stderr.strip().splitlines() or ["no message"])[0]
+        raise ConfigError(f"git config --global {args[0]} failed: {reason}")
+    return done.returncode, done.stdout
+
+
+def _git_values(git: str, key: str) -> List[str]:
+    code, out = _git(git, "-z", "--get-all", key, ok=(0, 1))
+    return out.split("\0")[:-1] if code == 0 else []
+
+
+def _git_set(git: str, key: str, values: Sequence[str]) -> None:
+    _git(git, "--unset-all", key, ok=(0, 5))
+    for value in values:
+        _git(git, "--add", key, value)
+
+
+def configure_git(config: Config, dry_run: bool = False, git: str = "git",
+                  record: Optional[ToolRecord] = None) -> List[str]:
+    """Make every routed origin use only the ``entra`` helper (DESIGN §6.7); useHttpPath as needed.
+
+    What each changed key held before goes into the tool record, for ``--remove``.
+    """
+    router = Router(config.routes)
+    record = record or ToolRecord()
+    changes: List[str] = []
+    before: Dict[str, List[str]] = {}
+    for origin in router.origins():
+        key = f"credential.{origin}.helper"
+        current = _git_values(git, key)
+        if current != ["", GIT_HELPER]:
+            was = ", ".join(repr(v) for v in current) or "unset"
+            changes.append(f"git: {key} = '' then {GIT_HELPER!r} (was: {was})")
+            before[key] = current
+            if not dry_run:
+                _git_set(git, key, ["", GIT_HELPER])
+        if router.needs_path(origin):
+            key = f"credential.{origin}.useHttpPath"
+            current = _git_values(git, key)
+            if current[-1:] != ["true"]:
+                changes.append(f"git: {key} = true (routes on this host differ by path)")
+                before[key] = current
+                if not dry_run:
+                    _git_set(git, key, ["true"])
+    if not dry_run and (changes or record.state("git") != CONFIGURED):
+        record.configured("git", {"before": before})
+    return changes
+
+
+def remove_git(config: Config, dry_run: bool = False, git: str = "git",
+               record: Optional[ToolRecord] = None) -> List[str]:
+    """Put back what ``configure git`` replaced; without a record, take out just our helpers."""
+    record = record or ToolRecord()
+    before: Dict[str, List[str]] = record.undo("git").get("before", {})
+    keys = list(before)
+    for origin in Router(config.routes).origins():
+        key = f"credential.{origin}.helper"
+        if key not in before and _git_values(git, key) == ["", GIT_HELPER]:
+            before[key] = []  # set up before the record existed: ours alone, so unset it
+            keys.append(key)
+    changes = []
+    for key in keys:
+        if _git_values(git, key) == before[key]:
+            continue
+        was = ", ".join(repr(v) for v in before[key]) or "unset"
+        changes.append(f"git: {key} back to {was}")
+        if not dry_run:
+            _git_set(git, key, before[key])
+    if not dry_run:
+        record.removed("git")
+    return changes
+
+
+# the managed block -------------------------------------------------------------------------
+
+def _outside_block(lines: List[str], path: Path) -> List[bool]:
+    """For each line of ``path``, whether it lies outside the managed block (a sink owns that)."""
+    inside, out = False, []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ConfigError(f"{path}:{number}: '{BEGIN}' inside the block")
+            inside = True
+        out.append(not inside)
+        if stripped == END:
+            if not inside:
+                raise ConfigError(f"{path}:{number}: '{END}' without '{BEGIN}'")
+            inside = False
+    if inside:
+        raise ConfigError(f"{path}: '{BEGIN}' has no '{END}'; fix the file by hand")
+    return out
