@@ -197,12 +197,19 @@ def main() -> int:
             if only == "throughput":  # a quick loop while tuning the daemon
                 bench_throughput(ws)
                 return 0
+            if only == "python":  # the Python tools alone (pip, uv, the keyring commands)
+                from pip_bench import bench_keyring, bench_pip, bench_uv
+                bench_keyring(ws)
+                bench_pip(ws)
+                bench_uv(ws)
+                return 0
             bench_git_fill(ws)
             bench_throughput(ws)
             bench_memory_and_start(ws)
-            from pip_bench import bench_keyring, bench_pip
+            from pip_bench import bench_keyring, bench_pip, bench_uv
             bench_keyring(ws)
             bench_pip(ws)
+            bench_uv(ws)
         finally:
             ws.stop_daemon()
             em.stop()

@@ -11,9 +11,14 @@ Link it as ``keyring`` into a directory on PATH outside any venv's ``bin`` (pip 
 ``keyring`` in its own scripts directory): only needed for hosts the netrc block cannot serve.
 """
 
+from __future__ import annotations
+
 import json
 import sys
-from typing import IO, List, Optional, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at start-up; pip runs this command per index URL
+    from typing import IO, List, Optional, Sequence
 
 from ..client import Client
 from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
