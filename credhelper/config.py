@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import routing
+from .routing import DuplicateRoute, Route
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
 from .tomlpos import Locator, PathPart
 
@@ -61,16 +62,6 @@ class Account:
     certificate_file: Optional[str] = None
     managed_identity_client_id: Optional[str] = None
     ca_bundle: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class Route:
-    """URLs under ``url`` get tokens of ``account`` for ``scopes``."""
-
-    url: str
-    account: str
-    scopes: Tuple[str, ...]
-    username: str
 
 
 @dataclass(frozen=True)
@@ -141,10 +132,13 @@ class _Checker:
         if not isinstance(raw_routes, list):
             raise self.fail(("routes",), "must be an array of tables ([[routes]])")
         routes = tuple(self.route(i, raw, parsed) for i, raw in enumerate(raw_routes))
-        self.no_duplicate_routes(routes)
+        try:
+            router = routing.Router(routes)
+        except DuplicateRoute as exc:
+            raise self.fail(("routes", exc.index, "url"), f"same URL as routes[{exc.first}]") from exc
         npm = self.table(doc, ("npm",))
         self.known_keys(npm, ("npm",), _NPM_KEYS)
-        registries = self.registries(npm.get("registries", []), routes)
+        registries = self.registries(npm.get("registries", []), router)
         return Config(self.path, parsed, routes, registries)
 
     def no_inline_secrets(self, value: Any, where: Tuple[PathPart, ...]) -> None:
@@ -291,20 +285,10 @@ class _Checker:
             raise self.fail(where, "must be a non-empty list of scope strings without spaces")
         return tuple(value)
 
-    def no_duplicate_routes(self, routes: Tuple[Route, ...]) -> None:
-        seen: Dict[Tuple[str, int, Tuple[str, ...]], int] = {}
-        for index, route in enumerate(routes):
-            target = routing.canonical(route.url)
-            key = (target.host, target.port, target.path or ())
-            if key in seen:
-                raise self.fail(("routes", index, "url"), f"same URL as routes[{seen[key]}]")
-            seen[key] = index
-
-    def registries(self, value: Any, routes: Tuple[Route, ...]) -> Tuple[str, ...]:
+    def registries(self, value: Any, router: routing.Router) -> Tuple[str, ...]:
         where: Tuple[PathPart, ...] = ("npm", "registries")
         if not isinstance(value, list):
             raise self.fail(where, "must be a list of registry URLs")
-        router = routing.Router(routes)
         out: List[str] = []
         for index, item in enumerate(value):
             url = self.url_value(item, where + (index,))
