@@ -21,7 +21,7 @@ from typing import Any, Dict, NoReturn, Optional
 
 import click
 
-from . import __version__, paths
+from . import __version__, environment, paths
 from .client import Client
 from .errors import (ConfigError, CredhelperError, DaemonUnavailable, LoginFailed, NotSignedIn,
                      RequestError)
@@ -66,7 +66,7 @@ class _Group(click.Group):
             click.echo("credhelper: interrupted", err=True)
             sys.exit(130)
         except Exception as exc:  # noqa: BLE001
-            if os.environ.get("CREDHELPER_DEBUG"):
+            if environment.debug():
                 raise
             from .logs import redact
 
@@ -104,7 +104,7 @@ def start(timeout: float) -> None:
         return
     try:
         config.load(paths.config_path())  # a clear error now beats a dead background process
-        if not ensure_daemon(paths.socket_path(), timeout=timeout, force=True):
+        if not ensure_daemon(paths.socket_path(), timeout=timeout):
             raise DaemonUnavailable(
                 f"the daemon did not become ready in {timeout:g}s; see {paths.state_dir() / 'daemon.log'}")
     except CredhelperError as exc:
@@ -175,8 +175,10 @@ def logout(account: Optional[str]) -> None:
 @click.option("--header-value", "form", flag_value="value", help="Print 'Bearer …'.")
 def token(url: str, form: Optional[str]) -> None:
     """Print a token for URL (for scripts and pnpm's tokenHelper)."""
+    from .frontends.common import starter
+
     try:
-        reply = Client(autostart=True).get(url, for_="cli")
+        reply = Client(starter=starter()).get(url, "cli")
     except CredhelperError as exc:
         fail(exc)
     value = reply["token"]
