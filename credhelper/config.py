@@ -24,7 +24,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
-PRESETS = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
+PRESETS: Dict[str, Tuple[str, ...]] = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
 FLOWS = ("federated", "device_code", "client_secret", "certificate", "managed_identity")
 _FLOW_KEYS = {
     "federated": ("assertion_command", "assertion_file"),
@@ -165,14 +165,14 @@ class _Checker:
                                                 f"{', '.join(sorted(known))})")
 
     def table(self, parent: Dict[str, Any], where: Tuple[PathPart, ...]) -> Dict[str, Any]:
-        value = parent.get(where[-1], {})
+        value = parent.get(str(where[-1]), {})
         if not isinstance(value, dict):
             raise self.fail(where, "must be a table")
         return value
 
     def string(self, table: Dict[str, Any], where: Tuple[PathPart, ...],
                required: bool = False) -> Optional[str]:
-        value = table.get(where[-1])
+        value = table.get(str(where[-1]))
         if value is None:
             if required:
                 raise self.fail(where, "missing (required)")

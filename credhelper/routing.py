@@ -202,7 +202,7 @@ class _Entry(NamedTuple):
     port: int
     path: Tuple[str, ...]
     route: Route
-    index: int
+    order: int  # its place in the config, for errors
 
 
 class Router:
@@ -219,7 +219,7 @@ class Router:
             entries = self._by_origin.setdefault((target.host, target.port), [])
             for other in entries:
                 if other.path == entry.path:
-                    raise DuplicateRoute(route.url, index, other.index)
+                    raise DuplicateRoute(route.url, index, other.order)
             entries.append(entry)
         for entries in self._by_origin.values():
             entries.sort(key=lambda e: -len(e.path))   # longest prefix first

@@ -27,7 +27,9 @@ except ImportError:  # pragma: no cover
 class Expiring(Protocol):
     """Anything with an expiry, such as ``auth.base.Token``: all this arithmetic needs to know."""
 
-    expires_on: float
+    @property
+    def expires_on(self) -> float:
+        """Seconds since the epoch when it stops working."""
 
 EXPIRY_LEAD = 600.0      # refresh no later than 10 minutes before expiry
 JITTER_LEAD = 120.0      # fixed part of the lead before the half-life mark

@@ -101,16 +101,20 @@ class Vault:
         n = len(HEADER)
         header, nonce, body = blob[:n], blob[n:n + NONCE_SIZE], blob[n + NONCE_SIZE:]
         if not header.startswith(MAGIC) or len(body) < TAG_SIZE:
-            return self._set_aside("not a credhelper cache, or cut short")
+            self._set_aside("not a credhelper cache, or cut short")
+            return None
         if header != HEADER:
-            return self._set_aside(f"unknown format version {header[-1]}")
+            self._set_aside(f"unknown format version {header[-1]}")
+            return None
         key = self.keystore.get_key(create=False)
         if key is None:
-            return self._set_aside("its key is gone")
+            self._set_aside("its key is gone")
+            return None
         try:
             return AESGCM(key).decrypt(nonce, body, header)
         except InvalidTag:
-            return self._set_aside("it does not decrypt: damaged, or the key changed")
+            self._set_aside("it does not decrypt: damaged, or the key changed")
+            return None
 
     def save(self, data: bytes) -> None:
         """Encrypt and atomically replace the cache; ``VaultError`` leaves the old file intact."""

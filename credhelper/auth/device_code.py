@@ -247,7 +247,9 @@ class DeviceCodeSource:
 
 def _dead_grant(result: Optional[Dict[str, Any]]) -> bool:
     """Whether an MSAL error says the refresh token itself will never work again."""
-    return bool(result) and result.get("error") == "invalid_grant" and \
+    if not result:
+        return False
+    return result.get("error") == "invalid_grant" and \
         result.get("suberror") not in _INTERACTION_SUBERRORS
 
 

@@ -126,7 +126,7 @@ def configure_pip(dry_run: bool = False) -> List[str]:
     if found:
         change = f"pip: {path}: keyring-provider = import (was: {found[1]})"
         lines[found[0]] = wanted + "\n"
-    elif start is not None:
+    elif start is not None and insert_at is not None:
         change = f"pip: {path}: keyring-provider = import added to [global]"
         lines.insert(insert_at, wanted + "\n")
     else:

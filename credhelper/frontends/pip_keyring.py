@@ -8,7 +8,7 @@ everything else, so the other backends in keyring's chainer go on as before.
 
 import os
 import sys
-from typing import Optional
+from typing import Optional, Set
 
 from keyring import backend, credentials, errors
 from keyring.compat import properties
@@ -23,7 +23,7 @@ from .common import GET_TIMEOUT, say, starter
 # password for the same host would be a stale copy of what the daemon holds.
 PRIORITY = 9.0
 _NOT_NETLOC = frozenset("/\\@?#") | frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
-_told = set()  # messages already written in this process (pip asks for URL, then netloc)
+_told: Set[str] = set()  # messages already written in this process (pip asks for URL, then netloc)
 
 
 class ReadOnlyError(errors.PasswordSetError, errors.PasswordDeleteError, NotImplementedError):
