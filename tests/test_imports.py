@@ -130,3 +130,12 @@ def test_the_wire_imports_only_the_standard_library(module):
             if top not in ("credhelper", "__future__") and top not in sys.stdlib_module_names:
                 foreign.add(f"{name} imports {imported}")
     assert not foreign, sorted(foreign)
+
+
+def test_only_the_command_line_imports_commands():
+    graph = _graph()
+    inside = ("credhelper.commands", "credhelper.cli")
+    offenders = sorted(f"{name} imports {target}" for name, targets in graph.items()
+                       if not name.startswith(inside) for target in targets
+                       if target.startswith("credhelper.commands"))
+    assert not offenders, offenders
