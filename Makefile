@@ -18,6 +18,10 @@ BUN_VERSION   := 1.4.5
 JS_TOOLS := npm:npm@$(NPM_VERSION) yarn:yarn@$(YARN_VERSION) \
             berry:@yarnpkg/cli-dist@$(BERRY_VERSION) bun:bun@$(BUN_VERSION)
 JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VERSION)
+# pip 23.3 for the old-pip test (the last pip before --keyring-provider auto): its wheel, kept in
+# the checkout so a test run makes a venv from it offline instead of downloading it every time.
+OLD_PIP_VERSION := 23.3.2
+OLD_PIP_WHEEL   := .tools/pip/pip-$(OLD_PIP_VERSION)-py3-none-any.whl
 
 .PHONY: demo test bench clean deps
 
@@ -57,7 +61,11 @@ deps:
 	fi
 
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
-test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP)
+$(OLD_PIP_WHEEL): $(STAMP)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: -d .tools/pip pip==$(OLD_PIP_VERSION)
+
+test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(OLD_PIP_WHEEL)
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) $(JS_STAMP)

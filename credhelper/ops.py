@@ -157,7 +157,7 @@ def _account_status(core: Core, name: str) -> Dict[str, Any]:
     account = core.config.accounts[name]
     info: Dict[str, Any] = {"name": name, "flow": account.flow}
     source = core.tokens.source(name)
-    if hasattr(source, "signed_in"):
+    if source is not None and hasattr(source, "signed_in"):
         info["signed_in"] = source.signed_in()
     return info
 
