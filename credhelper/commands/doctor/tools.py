@@ -164,9 +164,17 @@ def check_npm(ctx: Context) -> Iterator[Check]:
     if not ctx.config.npm_registries:
         yield Check("npm", OK, "no [npm] registries configured")
         return
+    from ...toolrecord import REMOVED, ToolRecord
+    from .js import login_fix
+
     npmrc = paths.npmrc_path()
-    fix = ("the daemon writes it: credhelper start" if ctx.daemon is None
-           else "the daemon rewrites it after its next token; to force it: credhelper reload")
+    if ToolRecord().state("npm") == REMOVED:
+        yield Check("npm", WARN, f"not kept by credhelper (configure npm --remove): npm, pnpm, bun "
+                    f"and yarn 1 find no token in {npmrc}", "run: credhelper configure npm")
+        return
+    fix = login_fix(ctx, list(ctx.config.npm_registries)) or (
+        "the daemon writes it: credhelper start" if ctx.daemon is None
+        else "the daemon rewrites it after its next token; to force it: credhelper reload")
     try:
         text = npmrc.read_text(encoding="utf-8", errors="replace")
         mode = stat.S_IMODE(os.stat(npmrc).st_mode)
