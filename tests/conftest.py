@@ -75,8 +75,9 @@ def idp(stub: "object") -> "object":
 # marked e2e. A new module counts as e2e until it is listed here.
 _UNIT_MODULES = frozenset({
     "test_config", "test_configure", "test_git_frontend", "test_init_config",
-    "test_install_systemd", "test_npmrc_sink", "test_protocol", "test_routing", "test_schedule",
-    "test_server_fast", "test_systemd", "test_tokens", "test_vault",
+    "test_install_layout", "test_install_systemd", "test_npmrc_sink", "test_protocol",
+    "test_routing", "test_schedule", "test_server_fast", "test_systemd", "test_tokens",
+    "test_vault",
 })
 _E2E_FIXTURES = frozenset({"emulator", "stub"})
 
