@@ -47,7 +47,9 @@ def daemon_command() -> List[str]:
         if not isinstance(command, list) or not command or not all(isinstance(w, str) for w in command):
             raise ValueError("CREDHELPER_DAEMON_COMMAND must be a JSON list of strings")
         return command
-    return [sys.executable, "-m", "credhelper", "daemon"]
+    # Its stderr is autostart.log, kept for what goes wrong before logging starts; the log
+    # lines proper go to daemon.log alone, not twice.
+    return [sys.executable, "-m", "credhelper", "daemon", "--log-file-only"]
 
 
 def ensure_daemon(socket_path: Path, timeout: float = 5.0, force: bool = False) -> bool:

@@ -11,6 +11,7 @@ Exit codes:
     6    login: the code expired before the sign-in finished
     7    login: cancelled by another ``credhelper login`` or ``logout`` of the same account
     130  login: interrupted (Ctrl-C); the sign-in is cancelled in the daemon too
+    141  the program reading our output went away (``credhelper doctor | head``); nothing printed
 """
 
 import json
@@ -23,10 +24,11 @@ import click
 
 from . import __version__, paths
 from .client import Client
-from .errors import (ConfigError, CredhelperError, DaemonUnavailable, LoginFailed, NotSignedIn,
-                     RequestError)
+from .errors import (ConfigError, CredhelperError, DaemonUnavailable, LoginFailed, NoRoute,
+                     NotSignedIn, RequestError)
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON, EXIT_SIGN_IN = 1, 2, 3, 4
+EXIT_PIPE = 128 + 13  # what a shell reports for a program that SIGPIPE ended (`cmd | head`)
 
 _EXIT_BY_ERROR = (
     (ConfigError, EXIT_USAGE), (RequestError, EXIT_USAGE), (DaemonUnavailable, EXIT_NO_DAEMON),
@@ -57,7 +59,14 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; never end in a traceback."""
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # a reader gone (`| head`) shows here, not at interpreter exit
+        except BrokenPipeError:
+            # As coreutils: stop quietly. Whatever is still buffered goes nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_PIPE)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except CredhelperError as exc:
@@ -82,12 +91,14 @@ def main() -> None:
 
 
 @main.command()
-def daemon() -> None:
+@click.option("--log-file-only", is_flag=True,
+              help="Log to daemon.log only, not to stderr too (autostart: stderr is a file).")
+def daemon(log_file_only: bool) -> None:
     """Run the daemon in the foreground (systemd socket activation supported)."""
     from .daemon import Daemon
 
     try:
-        Daemon(foreground=True).serve()
+        Daemon(foreground=not log_file_only).serve()
     except CredhelperError as exc:
         fail(exc)
 
@@ -166,7 +177,10 @@ def login(account: Optional[str]) -> None:
 def logout(account: Optional[str]) -> None:
     """Forget an account's sign-in: memory, cache and npm config."""
     reply = call("logout", account=account)
-    click.echo(f"credhelper: signed out of {reply['account']}")
+    if reply.get("signed_out", True):
+        click.echo(f"credhelper: signed out of {reply['account']}")
+    else:
+        click.echo(f"credhelper: nobody was signed in to {reply['account']}; nothing to do")
 
 
 @main.command()
@@ -177,6 +191,9 @@ def token(url: str, form: Optional[str]) -> None:
     """Print a token for URL (for scripts and pnpm's tokenHelper)."""
     try:
         reply = Client(autostart=True).get(url, for_="cli")
+    except NoRoute as exc:
+        fail(NoRoute(f"{exc.message}; to send tokens there, add a [[routes]] entry whose url "
+                     f"covers it to {paths.config_path()} (README: configuration reference)"))
     except CredhelperError as exc:
         fail(exc)
     value = reply["token"]

@@ -189,4 +189,5 @@ def test_daemon_command_override_must_be_a_list(monkeypatch):
     with pytest.raises(ValueError):
         autostart.daemon_command()
     monkeypatch.delenv("CREDHELPER_DAEMON_COMMAND")
-    assert autostart.daemon_command() == [sys.executable, "-m", "credhelper", "daemon"]
+    assert autostart.daemon_command() == [sys.executable, "-m", "credhelper", "daemon",
+                                          "--log-file-only"]

@@ -17,9 +17,11 @@ EXIT_DENIED, EXIT_EXPIRED, EXIT_CANCELLED, EXIT_INTERRUPTED = 5, 6, 7, 130
 
 # The daemon's failure codes (auth/device_code.py) → exit code and what to tell the person.
 _OUTCOMES: Dict[str, Tuple[int, str]] = {
-    "access_denied": (EXIT_DENIED, "sign-in to '{account}' was declined at the sign-in page"),
+    "access_denied": (EXIT_DENIED, "sign-in to '{account}' was declined at the sign-in page; "
+                                   "to try again: credhelper login {account}"),
     "authorization_declined": (EXIT_DENIED,
-                               "sign-in to '{account}' was declined at the sign-in page"),
+                               "sign-in to '{account}' was declined at the sign-in page; "
+                               "to try again: credhelper login {account}"),
     "expired_token": (EXIT_EXPIRED, "the code expired before sign-in finished; "
                                     "run credhelper login {account} for a new one"),
     "code_expired": (EXIT_EXPIRED, "the code expired before sign-in finished; "

@@ -16,7 +16,7 @@ from typing import Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ... import paths
-from ...errors import ConfigError
+from ...errors import ConfigError, CredhelperError
 from ...routing import Router, redact_url
 from ..configure import GIT_HELPER, pip_config_path
 from .report import FAIL, OK, SKIP, WARN, Check, Context
@@ -154,6 +154,22 @@ def _expiry(token: str) -> Optional[float]:
         return None
 
 
+def _awaiting_sign_in(ctx: Context) -> List[str]:
+    """The device-code accounts behind ``[npm] registries`` that the daemon says are signed out."""
+    assert ctx.config is not None
+    signed_out = {a.get("name") for a in (ctx.daemon or {}).get("accounts", [])
+                  if a.get("flow") == "device_code" and not a.get("signed_in")}
+    router, names = Router(ctx.config.routes), []
+    for registry in ctx.config.npm_registries:
+        try:
+            name = router.resolve(registry).account
+        except CredhelperError:
+            continue  # the config check names a registry without a route
+        if name in signed_out and name not in names:
+            names.append(name)
+    return names
+
+
 def check_npm(ctx: Context) -> Iterator[Check]:
     """The managed npmrc block holds a live line for every ``[npm] registries`` entry."""
     from ...sinks.npmrc import BEGIN, END, registry_key
@@ -165,8 +181,14 @@ def check_npm(ctx: Context) -> Iterator[Check]:
         yield Check("npm", OK, "no [npm] registries configured")
         return
     npmrc = paths.npmrc_path()
-    fix = ("the daemon writes it: credhelper start" if ctx.daemon is None
-           else "the daemon rewrites it after its next token; to force it: credhelper reload")
+    waiting = _awaiting_sign_in(ctx)
+    if waiting:
+        # No token can be written before the person signs in; a reload would change nothing.
+        fix = " and ".join(f"run: credhelper login {name}" for name in waiting)
+    elif ctx.daemon is None:
+        fix = "the daemon writes it: credhelper start"
+    else:
+        fix = "the daemon rewrites it after its next token; to force it: credhelper reload"
     try:
         text = npmrc.read_text(encoding="utf-8", errors="replace")
         mode = stat.S_IMODE(os.stat(npmrc).st_mode)
