@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, NoReturn, Optional
+from typing import Any, Dict, NoReturn, Optional, Tuple
 
 import click
 
@@ -245,15 +245,22 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @click.option("--device-code", is_flag=True, help="A person signs in with a device code.")
 @click.option("--tenant", help="Entra tenant id or domain.")
 @click.option("--client-id", help="Application (client) id.")
+@click.option("--authority", help="Identity provider URL instead of Entra's for --tenant.")
+@click.option("--ca-bundle", help="PEM file of extra CAs to trust for the authority.")
+@click.option("--url", "urls", multiple=True, help="A route: URL that gets tokens (repeatable).")
+@click.option("--scope", "scopes", multiple=True,
+              help="Scope for the --url routes (repeatable; default: the Azure DevOps preset).")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
-         client_id: Optional[str], force: bool) -> None:
+         client_id: Optional[str], authority: Optional[str], ca_bundle: Optional[str],
+         urls: Tuple[str, ...], scopes: Tuple[str, ...], force: bool) -> None:
     """Write a starter config file."""
     from .commands.init import run_init
 
     try:
         sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
-                          client_id=client_id, force=force))
+                          client_id=client_id, force=force, authority=authority,
+                          ca_bundle=ca_bundle, urls=urls, scopes=scopes))
     except CredhelperError as exc:
         fail(exc)
 

@@ -136,3 +136,17 @@ def test_a_reader_that_goes_away_ends_us_quietly(ws: Workspace, command: List[st
     proc.stdout.close()  # before the command writes a byte: its first write meets EPIPE
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 141 and err == ""
+
+
+def test_init_alone_sets_up_any_identity_provider(ws: Workspace) -> None:
+    """The emulator is not Entra: init's flags say so, and no hand edit of the file is needed."""
+    em = ws.em
+    out = ws.credhelper("init", "--device-code", "--client-id", "public-app",
+                        "--authority", f"{em.idp_base}/{em.tenant}", "--ca-bundle", str(em.ca_file),
+                        "--url", f"{em.feed_base}/git/").stdout
+    assert "credhelper configure all" in out.splitlines()[-1]
+    ws.start_daemon()
+    ws.credhelper("configure", "git")
+    sign_in(ws, "work")
+    ws.git("clone", "--quiet", em.git_url(), str(ws.root / "checkout"))
+    assert (ws.root / "checkout" / ".git").is_dir()
