@@ -21,6 +21,10 @@ BUN_VERSION   := 1.4.5
 JS_TOOLS := npm:npm@$(NPM_VERSION) yarn:yarn@$(YARN_VERSION) \
             berry:@yarnpkg/cli-dist@$(BERRY_VERSION) bun:bun@$(BUN_VERSION)
 JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VERSION)
+# pip 23.3 for the old-pip test (the last pip before --keyring-provider auto): its wheel, kept in
+# the checkout so a test run makes a venv from it offline instead of downloading it every time.
+OLD_PIP_VERSION := 23.3.2
+OLD_PIP_WHEEL   := .tools/pip/pip-$(OLD_PIP_VERSION)-py3-none-any.whl
 
 .PHONY: demo test test-fast bench clean deps
 
@@ -64,8 +68,12 @@ deps:
 	fi
 
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
+$(OLD_PIP_WHEEL): $(STAMP)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: -d .tools/pip pip==$(OLD_PIP_VERSION)
+
 # loadgroup keeps tests marked xdist_group(name) on one worker (those that cannot share).
-test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP)
+test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(OLD_PIP_WHEEL)
+	$(PY) -m mypy
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The unit tests only: no daemon process, emulator, git, pip or npm (marker set in conftest.py).

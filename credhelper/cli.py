@@ -1,56 +1,27 @@
 """The ``credhelper`` command line. Errors are one line on stderr with a documented exit code.
 
-Exit codes:
-
-    0    ok
-    1    something failed (doctor found problems, auth failed, a sign-in could not start)
-    2    bad usage or bad config
-    3    the daemon is not running
-    4    sign-in needed: run ``credhelper login ACCOUNT``
-    5    login: the person declined the sign-in
-    6    login: the code expired before the sign-in finished
-    7    login: cancelled by another ``credhelper login`` or ``logout`` of the same account
-    130  login: interrupted (Ctrl-C); the sign-in is cancelled in the daemon too
-    141  the program reading our output went away (``credhelper doctor | head``); nothing printed
+Errors are caught in one place (``_Group.invoke``); the exit codes are listed in
+``commands/exits.py``. The commands' work lives in ``commands/``.
 """
 
 import json
 import os
 import sys
 import time
-from typing import Any, Dict, NoReturn, Optional, Tuple
+from typing import Any, NoReturn, Optional, Tuple
 
 import click
 
-from . import __version__, paths
+from . import __version__, environment, paths
 from .client import Client
-from .errors import (ConfigError, CredhelperError, DaemonUnavailable, LoginFailed, NoRoute,
-                     NotSignedIn, RequestError)
-
-EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON, EXIT_SIGN_IN = 1, 2, 3, 4
-EXIT_PIPE = 128 + 13  # what a shell reports for a program that SIGPIPE ended (`cmd | head`)
-
-_EXIT_BY_ERROR = (
-    (ConfigError, EXIT_USAGE), (RequestError, EXIT_USAGE), (DaemonUnavailable, EXIT_NO_DAEMON),
-    (NotSignedIn, EXIT_SIGN_IN), (LoginFailed, EXIT_FAILED),
-)
+from .commands.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PIPE, for_error
+from .errors import CredhelperError, DaemonUnavailable, NoRoute
 
 
 def fail(exc: CredhelperError) -> NoReturn:
     """Print one line for ``exc`` and exit with its documented code."""
     click.echo(f"credhelper: {exc.message}", err=True)
-    for cls, code in _EXIT_BY_ERROR:
-        if isinstance(exc, cls):
-            sys.exit(code)
-    sys.exit(EXIT_FAILED)
-
-
-def call(op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
-    """One daemon request; errors end the command with one line."""
-    try:
-        return Client().call(op, timeout=timeout, **fields)
-    except CredhelperError as exc:
-        fail(exc)
+    sys.exit(for_error(exc))
 
 
 class _Group(click.Group):
@@ -73,9 +44,9 @@ class _Group(click.Group):
             fail(exc)
         except KeyboardInterrupt:
             click.echo("credhelper: interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001
-            if os.environ.get("CREDHELPER_DEBUG"):
+            if environment.debug():
                 raise
             from .logs import redact
 
@@ -97,10 +68,7 @@ def daemon(log_file_only: bool) -> None:
     """Run the daemon in the foreground (systemd socket activation supported)."""
     from .daemon import Daemon
 
-    try:
-        Daemon(foreground=not log_file_only).serve()
-    except CredhelperError as exc:
-        fail(exc)
+    Daemon(foreground=not log_file_only).serve()
 
 
 @main.command()
@@ -113,13 +81,10 @@ def start(timeout: float) -> None:
     if Client().ping():
         click.echo("credhelper: the daemon is already running")
         return
-    try:
-        config.load(paths.config_path())  # a clear error now beats a dead background process
-        if not ensure_daemon(paths.socket_path(), timeout=timeout, force=True):
-            raise DaemonUnavailable(
-                f"the daemon did not become ready in {timeout:g}s; see {paths.state_dir() / 'daemon.log'}")
-    except CredhelperError as exc:
-        fail(exc)
+    config.load(paths.config_path())  # a clear error now beats a dead background process
+    if not ensure_daemon(paths.socket_path(), timeout=timeout):
+        raise DaemonUnavailable(
+            f"the daemon did not become ready in {timeout:g}s; see {paths.state_dir() / 'daemon.log'}")
     click.echo(f"credhelper: daemon ready on {paths.socket_path()}")
 
 
@@ -132,8 +97,6 @@ def stop() -> None:
     except DaemonUnavailable:
         click.echo("credhelper: the daemon is not running")
         return
-    except CredhelperError as exc:
-        fail(exc)
     deadline = time.monotonic() + 10
     while os.path.exists(client.socket_path) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -146,7 +109,7 @@ def status(as_json: bool) -> None:
     """Show accounts, token slots and their health (never a token)."""
     from .commands.status import render_status
 
-    reply = call("status")
+    reply = Client().call("status")
     if as_json:
         click.echo(json.dumps(reply, indent=2, sort_keys=True))
     else:
@@ -156,7 +119,7 @@ def status(as_json: bool) -> None:
 @main.command()
 def reload() -> None:
     """Reload the config file; a broken file keeps the running config."""
-    call("reload")
+    Client().call("reload")
     click.echo("credhelper: config reloaded")
 
 
@@ -166,17 +129,14 @@ def login(account: Optional[str]) -> None:
     """Sign a person in with a device code."""
     from .commands.login import run_login
 
-    try:
-        sys.exit(run_login(Client(), account))
-    except CredhelperError as exc:
-        fail(exc)
+    sys.exit(run_login(Client(), account))
 
 
 @main.command()
 @click.argument("account", required=False)
 def logout(account: Optional[str]) -> None:
     """Forget an account's sign-in: memory, cache and npm config."""
-    reply = call("logout", account=account)
+    reply = Client().call("logout", account=account)
     if reply.get("signed_out", True):
         click.echo(f"credhelper: signed out of {reply['account']}")
     else:
@@ -189,14 +149,14 @@ def logout(account: Optional[str]) -> None:
 @click.option("--header-value", "form", flag_value="value", help="Print 'Bearer …'.")
 def token(url: str, form: Optional[str]) -> None:
     """Print a token for URL (for scripts and pnpm's tokenHelper)."""
+    from .frontends.common import starter
+
     try:
-        reply = Client(autostart=True).get(url, for_="cli")
+        value = Client(starter=starter()).get(url, "cli")["token"]
     except NoRoute as exc:
-        fail(NoRoute(f"{exc.message}; to send tokens there, add a [[routes]] entry whose url "
-                     f"covers it to {paths.config_path()} (README: configuration reference)"))
-    except CredhelperError as exc:
-        fail(exc)
-    value = reply["token"]
+        raise NoRoute(f"{exc.message}; to send tokens there, add a [[routes]] entry whose url "
+                      f"covers it to {paths.config_path()} (README: configuration reference)"
+                      ) from exc
     if form == "header":
         click.echo(f"Authorization: Bearer {value}")
     elif form == "value":
@@ -214,24 +174,21 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
     from . import config
     from .commands import configure as conf
 
-    try:
-        changes = []
-        if target == "systemd":
-            from .commands.install_systemd import install_units
+    changes = []
+    if target == "systemd":
+        from .commands.install_systemd import install_units
 
-            changes += install_units(dry_run=dry_run)
-        else:
-            cfg = config.load(paths.config_path())
-            if target in ("git", "all"):
-                changes += conf.configure_git(cfg, dry_run=dry_run)
-            if target in ("pip", "all"):
-                changes += conf.configure_pip(dry_run=dry_run)
-            if target in ("npm", "all"):
-                changes += conf.configure_npm(cfg, dry_run=dry_run, remove=remove)
-            if target in ("pnpm", "all"):
-                changes += conf.configure_pnpm(cfg, dry_run=dry_run)
-    except CredhelperError as exc:
-        fail(exc)
+        changes += install_units(dry_run=dry_run)
+    else:
+        cfg = config.load(paths.config_path())
+        if target in ("git", "all"):
+            changes += conf.configure_git(cfg, dry_run=dry_run)
+        if target in ("pip", "all"):
+            changes += conf.configure_pip(dry_run=dry_run)
+        if target in ("npm", "all"):
+            changes += conf.configure_npm(cfg, dry_run=dry_run, remove=remove)
+        if target in ("pnpm", "all"):
+            changes += conf.configure_pnpm(cfg, dry_run=dry_run)
     prefix = "would " if dry_run else ""
     for line in changes:
         click.echo(f"{prefix}{line}")
@@ -257,12 +214,9 @@ def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[s
     """Write a starter config file."""
     from .commands.init import run_init
 
-    try:
-        sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
-                          client_id=client_id, force=force, authority=authority,
-                          ca_bundle=ca_bundle, urls=urls, scopes=scopes))
-    except CredhelperError as exc:
-        fail(exc)
+    sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
+                      client_id=client_id, force=force, authority=authority,
+                      ca_bundle=ca_bundle, urls=urls, scopes=scopes))
 
 
 @main.command()
@@ -280,7 +234,4 @@ def demo(keep: bool) -> None:
     """Run git, pip and npm through credhelper against the local emulator."""
     from .commands.demo import run_demo
 
-    try:
-        sys.exit(run_demo(keep=keep))
-    except CredhelperError as exc:
-        fail(exc)
+    sys.exit(run_demo(keep=keep))

@@ -161,7 +161,7 @@ def _account_status(core: Core, name: str, slots: List[Dict[str, Any]]) -> Dict[
     info: Dict[str, Any] = {"name": name, "flow": account.flow, "problem": None,
                             "unreachable": False}
     source = core.tokens.source(name)
-    if hasattr(source, "signed_in"):
+    if source is not None and hasattr(source, "signed_in"):
         try:
             info["signed_in"] = source.signed_in()
         except CredhelperError as exc:

@@ -11,6 +11,7 @@ import pytest
 from credhelper.commands import configure
 from credhelper.config import parse
 from credhelper.errors import ConfigError
+from credhelper.sinks.npmrc import NpmrcSink, block_lines
 
 CONFIG = """\
 [accounts.work]
@@ -255,6 +256,26 @@ def test_npm_refuses_an_unterminated_block(env, cfg):
     assert env["npmrc"].read_text() == "a=1\n# >>> credhelper >>>\n//x/:_authToken=t\n"
 
 
-def test_nerf_dart_matches_npm():
-    assert configure.nerf_dart("https://Pkgs.Example:443/a/npm/registry/") == "//pkgs.example/a/npm/registry/"
-    assert configure.nerf_dart("https://pkgs.example:8443/a/npm/registry") == "//pkgs.example:8443/a/npm/"
+REGISTRIES = ["https://Pkgs.Example:443/a/npm/registry/", "https://pkgs.example:8443/a/npm/registry",
+              "https://pkgs.example/b", "https://PKGS.example/c/npm/registry/"]
+
+
+def test_pnpm_and_the_npm_sink_key_every_registry_alike(env, tmp_path):
+    """configure pnpm's tokenHelper lines and the daemon's _authToken lines name the same keys:
+    one registry never covers more of a host in one file than in the other."""
+    routes = "".join(f'[[routes]]\nurl = "{url}"\naccount = "work"\nscopes = ["s/.default"]\n'
+                     for url in ("https://pkgs.example/", "https://pkgs.example:8443/"))
+    registries = ", ".join(f'"{url}"' for url in REGISTRIES)
+    cfg = parse(CONFIG.split("[[routes]]")[0] + routes + f"[npm]\nregistries = [{registries}]\n",
+                env["home"] / "config.toml")
+    configure.configure_pnpm(cfg, credhelper_exe=str(write_exe(tmp_path / "credhelper", "exit 0\n")))
+    helpers = [line.split(":tokenHelper=")[0] for line in env["npmrc"].read_text().splitlines()]
+    env["npmrc"].unlink()
+    sink = NpmrcSink.from_config(cfg)
+    sink.write({url: f"t{i}" for i, url in enumerate(cfg.npm_registries)})
+    tokens = [line.split(":_authToken=")[0] for line in block_lines(env["npmrc"].read_text())
+              if ":_authToken=" in line]
+    assert helpers == tokens == ["//pkgs.example/a/npm/registry/", "//pkgs.example:8443/a/npm/registry/",
+                                 "//pkgs.example/b/", "//pkgs.example/c/npm/registry/"]
+
+

@@ -23,10 +23,9 @@ from ..atomic import write_atomic
 from ..config import Config
 from ..errors import ConfigError
 from ..routing import Router, redact_url
+from ..sinks.npmrc import outside_block, registry_key
 
 GIT_HELPER = "entra"
-BEGIN = "# >>> credhelper >>>"
-END = "# <<< credhelper <<<"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 
 
@@ -127,7 +126,7 @@ def configure_pip(dry_run: bool = False) -> List[str]:
     if found:
         change = f"pip: {path}: keyring-provider = import (was: {found[1]})"
         lines[found[0]] = wanted + "\n"
-    elif start is not None:
+    elif start is not None and insert_at is not None:
         change = f"pip: {path}: keyring-provider = import added to [global]"
         lines.insert(insert_at, wanted + "\n")
     else:
@@ -143,35 +142,6 @@ def configure_pip(dry_run: bool = False) -> List[str]:
 
 
 # npm / pnpm --------------------------------------------------------------------------------
-
-def _outside_block(lines: List[str]) -> List[bool]:
-    """For each line, whether it lies outside the managed block (which the npm sink owns)."""
-    inside, out = False, []
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped == BEGIN:
-            if inside:
-                raise ConfigError(f"{paths.npmrc_path()}:{number}: '{BEGIN}' inside the block")
-            inside = True
-        out.append(not inside)
-        if stripped == END:
-            if not inside:
-                raise ConfigError(f"{paths.npmrc_path()}:{number}: '{END}' without '{BEGIN}'")
-            inside = False
-    if inside:
-        raise ConfigError(f"{paths.npmrc_path()}: '{BEGIN}' has no '{END}'; fix the file by hand")
-    return out
-
-
-def nerf_dart(registry: str) -> str:
-    """npm's config key prefix for a registry: ``//host[:port]/path/`` (last segment dropped
-    unless the URL ends in ``/``, as npm resolves ``.`` against it)."""
-    parts = urlsplit(registry)
-    netloc = parts.netloc.lower()
-    if netloc.endswith(":443"):
-        netloc = netloc[:-4]
-    return f"//{netloc}{parts.path.rsplit('/', 1)[0]}/"
-
 
 def _credhelper_exe(explicit: Optional[str]) -> str:
     candidates = [explicit] if explicit else [
@@ -201,7 +171,7 @@ def configure_pnpm(config: Config, dry_run: bool = False,
     exe = _credhelper_exe(credhelper_exe)
     npmrc = paths.npmrc_path()
     lines = _lines(npmrc)
-    outside = _outside_block(lines)
+    outside = outside_block(lines, paths.npmrc_path())
     changes: List[str] = []
     for registry in config.npm_registries:
         script, text = _helper_script(registry, exe)
@@ -216,7 +186,7 @@ def configure_pnpm(config: Config, dry_run: bool = False,
                 paths.ensure_private_dir(paths.state_dir())
                 paths.ensure_private_dir(script.parent)
                 _atomic_write(script, text, 0o700)
-        key = f"{nerf_dart(registry)}:tokenHelper"
+        key = f"{registry_key(registry)}:tokenHelper"
         setting = f"{key}={script}"
         mine = [i for i, line in enumerate(lines)
                 if outside[i] and line.split("=", 1)[0].strip() == key]
@@ -246,7 +216,7 @@ def configure_npm(config: Config, dry_run: bool = False, remove: bool = False) -
         return []   # the daemon's npm sink writes the block
     npmrc = paths.npmrc_path()
     lines = _lines(npmrc)
-    outside = _outside_block(lines)
+    outside = outside_block(lines, paths.npmrc_path())
     kept = [line for line, keep in zip(lines, outside) if keep]
     if len(kept) == len(lines):
         return []

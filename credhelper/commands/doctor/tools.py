@@ -172,7 +172,7 @@ def _awaiting_sign_in(ctx: Context) -> List[str]:
 
 def check_npm(ctx: Context) -> Iterator[Check]:
     """The managed npmrc block holds a live line for every ``[npm] registries`` entry."""
-    from ...sinks.npmrc import BEGIN, END, registry_key
+    from ...sinks.npmrc import block_lines, registry_key
 
     if ctx.config is None:
         yield Check("npm", SKIP, "needs a valid config")
@@ -194,11 +194,10 @@ def check_npm(ctx: Context) -> Iterator[Check]:
         mode = stat.S_IMODE(os.stat(npmrc).st_mode)
     except OSError:
         text, mode = "", 0o600
-    begin, end = text.find(BEGIN), text.find(END)
-    if begin < 0 or end < begin:
+    block = block_lines(text)
+    if block is None:
         yield Check("npm", FAIL, f"{npmrc}: the credhelper block is missing", fix)
         return
-    block = text[begin:end].splitlines()
     fine = True
     if mode & 0o077:
         fine = False
