@@ -32,7 +32,9 @@ _started: List[subprocess.Popen] = []
 
 def daemon_command() -> List[str]:
     """The command that runs the daemon in the foreground, with the Python running us."""
-    return [sys.executable, "-m", "credhelper", "daemon"]
+    # Its stderr is autostart.log, kept for what goes wrong before logging starts; the log
+    # lines proper go to daemon.log alone, not twice.
+    return [sys.executable, "-m", "credhelper", "daemon", "--log-file-only"]
 
 
 def ensure_daemon(socket_path: Union[str, Path], timeout: float = 5.0,

@@ -15,8 +15,8 @@ import click
 
 from . import __version__, environment, paths
 from .client import Client
-from .commands.exits import EXIT_FAILED, EXIT_INTERRUPTED, for_error
-from .errors import CredhelperError, DaemonUnavailable, RequestError
+from .commands.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PIPE, for_error
+from .errors import CredhelperError, DaemonUnavailable, NoRoute, RequestError
 
 
 def fail(exc: CredhelperError) -> NoReturn:
@@ -31,7 +31,14 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; never end in a traceback."""
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # a reader gone (`| head`) shows here, not at interpreter exit
+        except BrokenPipeError:
+            # As coreutils: stop quietly. Whatever is still buffered goes nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_PIPE)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except CredhelperError as exc:
@@ -56,11 +63,13 @@ def main() -> None:
 
 
 @main.command()
-def daemon() -> None:
+@click.option("--log-file-only", is_flag=True,
+              help="Log to daemon.log only, not to stderr too (autostart: stderr is a file).")
+def daemon(log_file_only: bool) -> None:
     """Run the daemon in the foreground (systemd socket activation supported)."""
     from .daemon import Daemon
 
-    Daemon(foreground=True).serve()
+    Daemon(foreground=not log_file_only).serve()
 
 
 @main.command()
@@ -129,7 +138,10 @@ def login(account: Optional[str]) -> None:
 def logout(account: Optional[str]) -> None:
     """Forget an account's sign-in: memory, cache and npm config."""
     reply = Client().call("logout", account=account)
-    click.echo(f"credhelper: signed out of {reply['account']}")
+    if reply.get("signed_out", True):
+        click.echo(f"credhelper: signed out of {reply['account']}")
+    else:
+        click.echo(f"credhelper: nobody was signed in to {reply['account']}; nothing to do")
 
 
 @main.command()
@@ -140,7 +152,12 @@ def token(url: str, form: Optional[str]) -> None:
     """Print a token for URL (for scripts and pnpm's tokenHelper)."""
     from .frontends.common import starter
 
-    value = Client(starter=starter()).get(url, "cli")["token"]
+    try:
+        value = Client(starter=starter()).get(url, "cli")["token"]
+    except NoRoute as exc:
+        raise NoRoute(f"{exc.message}; to send tokens there, add a [[routes]] entry whose url "
+                      f"covers it to {paths.config_path()} (README: configuration reference)"
+                      ) from exc
     if form == "header":
         click.echo(f"Authorization: Bearer {value}")
     elif form == "value":
@@ -210,14 +227,21 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @click.option("--device-code", is_flag=True, help="A person signs in with a device code.")
 @click.option("--tenant", help="Entra tenant id or domain.")
 @click.option("--client-id", help="Application (client) id.")
+@click.option("--authority", help="Identity provider URL instead of Entra's for --tenant.")
+@click.option("--ca-bundle", help="PEM file of extra CAs to trust for the authority.")
+@click.option("--url", "urls", multiple=True, help="A route: URL that gets tokens (repeatable).")
+@click.option("--scope", "scopes", multiple=True,
+              help="Scope for the --url routes (repeatable; default: the Azure DevOps preset).")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
-         client_id: Optional[str], force: bool) -> None:
+         client_id: Optional[str], authority: Optional[str], ca_bundle: Optional[str],
+         urls: Tuple[str, ...], scopes: Tuple[str, ...], force: bool) -> None:
     """Write a starter config file."""
     from .commands.init import run_init
 
     sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
-                      client_id=client_id, force=force))
+                      client_id=client_id, force=force, authority=authority,
+                      ca_bundle=ca_bundle, urls=urls, scopes=scopes))
 
 
 @main.command()

@@ -136,8 +136,10 @@ _BY_CODE: Dict[str, Type[CredhelperError]] = {
 # How a device-code sign-in ends without success: the daemon's error code and the line a person
 # reads. ``credhelper login`` gives each its own exit code (commands/exits.py).
 SIGN_IN_ENDINGS = {
-    "access_denied": "sign-in to '{account}' was declined at the sign-in page",
-    "authorization_declined": "sign-in to '{account}' was declined at the sign-in page",
+    "access_denied": "sign-in to '{account}' was declined at the sign-in page; to try again: "
+                     "credhelper login {account}",
+    "authorization_declined": "sign-in to '{account}' was declined at the sign-in page; to try "
+                              "again: credhelper login {account}",
     "expired_token": "the code expired before sign-in finished; run credhelper login {account} "
                      "for a new one",
     "code_expired": "the code expired before sign-in finished; run credhelper login {account} "

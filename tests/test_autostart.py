@@ -200,4 +200,5 @@ def test_the_daemon_does_not_hold_the_callers_pipes(tmp_path, env):
 
 
 def test_the_daemon_runs_with_the_python_running_us():
-    assert autostart.daemon_command() == [sys.executable, "-m", "credhelper", "daemon"]
+    assert autostart.daemon_command() == [sys.executable, "-m", "credhelper", "daemon",
+                                          "--log-file-only"]

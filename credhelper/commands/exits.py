@@ -9,6 +9,7 @@
     6    login: the code expired before the sign-in finished
     7    login: cancelled by another ``credhelper login`` or ``logout`` of the same account
     130  interrupted (Ctrl-C); a sign-in is cancelled in the daemon too
+    141  the program reading our output went away (``credhelper doctor | head``); nothing printed
 """
 
 from typing import Dict, Tuple, Type
@@ -18,6 +19,7 @@ from ..errors import (ConfigError, CredhelperError, DaemonUnavailable, LoginFail
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON, EXIT_SIGN_IN = 0, 1, 2, 3, 4
 EXIT_DENIED, EXIT_EXPIRED, EXIT_CANCELLED, EXIT_INTERRUPTED = 5, 6, 7, 130
+EXIT_PIPE = 128 + 13  # what a shell reports for a program SIGPIPE ended, as coreutils' `| head`
 
 _BY_ERROR: Tuple[Tuple[Type[CredhelperError], int], ...] = (
     (ConfigError, EXIT_USAGE), (RequestError, EXIT_USAGE), (DaemonUnavailable, EXIT_NO_DAEMON),
