@@ -7,6 +7,7 @@ covered in test_npm_e2e.py). npm, pnpm, bun and yarn 1 read the npm block the da
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -258,3 +259,55 @@ def test_configure_all_remove_undoes_every_tool(ws: Workspace) -> None:
     refresh(ws)
     assert npmrc_tokens(ws) == [] and yarnrc_tokens(ws) == []
     assert "not configured" in ws.credhelper("configure", "npm", "--remove").stdout
+
+
+# doctor and sign-in -----------------------------------------------------------------------------
+
+def doctor(ws: Workspace) -> Dict[str, dict]:
+    """`credhelper doctor --json`: the last check of each name."""
+    proc = ws.credhelper("doctor", "--json", check=False, cwd=str(ws.root))
+    assert proc.returncode in (0, 1), proc.stderr
+    return {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+
+
+def test_doctor_checks_each_js_tool_and_names_the_fix(js_ws: Workspace) -> None:
+    ws = js_ws
+    checks = doctor(ws)
+    assert {name: checks[name]["status"] for name in ("npm", "npm warnings", "yarn")} == {
+        "npm": "ok", "npm warnings": "ok", "yarn": "ok"}, checks
+    # what an older credhelper wrote for pnpm: npm 11 warns about it on every command
+    legacy = ws.state_dir / "pnpm" / "old-helper"
+    saved = ws.npmrc.read_text()
+    with ws.npmrc.open("a") as handle:
+        handle.write(f"{ws.em.npm_url[len('https:'):]}:tokenHelper={legacy}\n")
+    view = ws.run([str(NPM), "view", "hello-private", "version", "--registry", ws.em.npm_url],
+                  env=js_env(ws, "doctor-cache"))
+    assert NPM_WARN.search(view.stderr)
+    check = doctor(ws)["npm warnings"]
+    assert check["status"] == "fail" and check["fix"].startswith("run: credhelper configure pnpm")
+    ws.credhelper("configure", "pnpm")
+    assert ws.npmrc.read_text() == saved
+    assert doctor(ws)["npm warnings"]["status"] == "ok"
+
+
+def test_before_sign_in_nothing_hangs_and_doctor_says_login(ws: Workspace) -> None:
+    from signin import person_config
+
+    need(NPM)
+    need(BERRY)
+    person_config(ws, npm=True)
+    ws.credhelper("configure", "npm")
+    ws.credhelper("configure", "yarn")
+    ws.start_daemon()
+    env = js_env(ws, "nobody-cache")
+    npm = ws.run([str(NPM), "install"], cwd=str(project(ws, "npm-nobody")), env=env, check=False,
+                 stdin=subprocess.DEVNULL, timeout=90)
+    assert npm.returncode != 0 and "E401" in npm.stderr
+    assert not NPM_WARN.search(npm.stderr)
+    berry = ws.run([str(BERRY), "install"], cwd=str(berry_project(ws, "berry-nobody")), env=env,
+                   check=False, stdin=subprocess.DEVNULL, timeout=90)
+    assert berry.returncode != 0 and "YN0041" in berry.stdout
+    checks = doctor(ws)
+    for name in ("npm", "yarn"):
+        assert checks[name]["status"] == "fail", checks[name]
+        assert checks[name]["fix"].startswith("run: credhelper login work"), checks[name]

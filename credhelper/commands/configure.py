@@ -23,8 +23,6 @@ from ..routing import Router
 from ..toolrecord import CONFIGURED, ToolRecord
 
 GIT_HELPER = "entra"
-BEGIN = "# >>> credhelper >>>"
-END = "# <<< credhelper <<<"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 
 
@@ -40,12 +38,6 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, text.encode("utf-8", "surrogateescape"), mode)
-
-
-def _append(lines: List[str], line: str) -> None:
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    lines.append(line + "\n")
 
 
 # git ---------------------------------------------------------------------------------------
@@ -127,24 +119,3 @@ def remove_git(config: Config, dry_run: bool = False, git: str = "git",
     if not dry_run:
         record.removed("git")
     return changes
-
-
-# the managed block -------------------------------------------------------------------------
-
-def _outside_block(lines: List[str], path: Path) -> List[bool]:
-    """For each line of ``path``, whether it lies outside the managed block (a sink owns that)."""
-    inside, out = False, []
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped == BEGIN:
-            if inside:
-                raise ConfigError(f"{path}:{number}: '{BEGIN}' inside the block")
-            inside = True
-        out.append(not inside)
-        if stripped == END:
-            if not inside:
-                raise ConfigError(f"{path}:{number}: '{END}' without '{BEGIN}'")
-            inside = False
-    if inside:
-        raise ConfigError(f"{path}: '{BEGIN}' has no '{END}'; fix the file by hand")
-    return out

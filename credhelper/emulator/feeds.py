@@ -20,7 +20,7 @@ from . import jwt, packages, upload
 from .npm_registry import NpmRegistry, user_of
 from .gitrepos import create_repo, http_backend
 from .idp import IdentityProvider
-from .web import Request, Response, json_response, text_response
+from .web import Request, Response, text_response
 
 FEED_AUDIENCES = frozenset(("499b84ac-1321-427f-aa17-267ca6975798", "api://credhelper-feed"))
 REALM = "credhelper-emulator"
@@ -72,6 +72,8 @@ class FeedServer:
         """Authenticate, route, answer, log."""
         path = request.path
         prefix = ""
+        kind: Optional[str]
+        claims: Optional[dict]
         if self.open_access and path.startswith(OPEN_PREFIX + "/"):
             # the same content with no auth at all: a baseline for measuring what auth costs
             kind, claims, reason, prefix = "open", {}, "", OPEN_PREFIX

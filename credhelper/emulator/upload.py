@@ -34,7 +34,8 @@ def _parts(content_type: str, body: bytes) -> Tuple[Dict[str, str], Optional[Tup
     content = None
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         if name == "content":
             filename = part.get_param("filename", header="content-disposition")
             content = (str(filename or ""), data)

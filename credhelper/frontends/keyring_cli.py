@@ -18,12 +18,12 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at start-up; pip runs this command per index URL
-    from typing import IO, List, Optional, Sequence
+    from typing import List, Optional, Sequence, TextIO
 
 from ..client import Client
 from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
+from .common import GET_TIMEOUT, say, starter
 
-GET_TIMEOUT = 30.0  # a first get may wait for the daemon to acquire a token from Entra
 _NOT_NETLOC = frozenset("/\\@?#") | frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
 USAGE = "usage: credhelper-keyring [--mode=creds] [--output=json] get SERVICE [USERNAME]\n"
 
@@ -59,7 +59,7 @@ def _parse(argv: Sequence[str]) -> Optional[dict]:
     return opts
 
 
-def handle(argv: Sequence[str], stdout: IO[str], stderr: IO[str], client: Client) -> int:
+def handle(argv: Sequence[str], stdout: TextIO, stderr: TextIO, client: Client) -> int:
     """Answer one keyring command line; 0 with the credential, 1 when there is none, 2 on misuse."""
     opts = _parse(argv)
     args: List[str] = opts["args"] if opts else []
@@ -80,13 +80,9 @@ def handle(argv: Sequence[str], stdout: IO[str], stderr: IO[str], client: Client
     except (NoRoute, AmbiguousRoute, RequestError):
         return 1   # not ours: the caller goes on as with an empty keyring
     except CredhelperError as exc:
-        stderr.write(f"credhelper: {' '.join(exc.message.split())[:300]}\n")
+        say(stderr, exc.message)
         return 1
-    user, token = reply.get("username"), reply.get("token")
-    if not isinstance(user, str) or not isinstance(token, str) or not token or any(
-            bad in token for bad in ("\r", "\n", "\0")):
-        stderr.write("credhelper: the daemon returned an unusable credential; ignoring it\n")
-        return 1
+    user, token = reply["username"], reply["token"]  # the client checked both
     if opts["mode"] == "creds":
         stdout.write(json.dumps({"username": user, "password": token}) + "\n"
                      if opts["output"] == "json" else f"{user}\n{token}\n")
@@ -98,5 +94,5 @@ def handle(argv: Sequence[str], stdout: IO[str], stderr: IO[str], client: Client
 
 def main() -> None:
     """Console entry point: ``credhelper-keyring``."""
-    sys.exit(handle(sys.argv[1:], sys.stdout, sys.stderr, Client(timeout=GET_TIMEOUT,
-                                                                  autostart=True)))
+    sys.exit(handle(sys.argv[1:], sys.stdout, sys.stderr,
+                    Client(timeout=GET_TIMEOUT, starter=starter())))

@@ -17,14 +17,13 @@ from ... import paths
 from ...sinks import netrc as netrc_sink
 from ...sinks.netrc import PYTHON_TOOLS
 from ...toolrecord import CONFIGURED, ToolRecord
-from .report import FAIL, OK, SKIP, WARN, Check, Context
-from .tools import _expiry
+from .report import FAIL, OK, SKIP, WARN, Check, Context, jwt_expiry
 
 
 def _unsigned(ctx: Context) -> Dict[str, bool]:
     """account -> True when the daemon says a person has not signed in to it yet."""
     accounts = (ctx.daemon or {}).get("accounts") or []
-    return {a.get("name"): True for a in accounts
+    return {str(a.get("name")): True for a in accounts
             if isinstance(a, dict) and "signed_in" in a and not a.get("signed_in")}
 
 
@@ -95,7 +94,7 @@ def check_python_tools(ctx: Context) -> Iterator[Check]:
         elif not found or not found[2] or host not in ours:
             problems.append(Check(name, FAIL, f"{host}: no line in {path}", fix_daemon))
         else:
-            expiry = _expiry(found[2])
+            expiry = jwt_expiry(found[2])
             if expiry is not None and expiry <= time.time():
                 problems.append(Check(name, FAIL, f"{host}: the token in {path} has expired",
                                       fix_daemon))
