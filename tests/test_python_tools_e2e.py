@@ -211,6 +211,18 @@ def test_twine_upload_with_credhelper_token(feed: Workspace) -> None:
     assert no_token_in(ws, proc.stdout, proc.stderr, again.stdout, again.stderr)
 
 
+def test_the_block_follows_a_new_token(feed: Workspace) -> None:
+    ws = feed
+    netrc = ws.home / ".netrc"
+    old = ws.client().get(ws.em.pypi_url)["token"]
+    assert f"password {old}" in netrc.read_text()
+    ws.client().invalidate(ws.em.pypi_url, old)   # what a 401 does: the next get acquires anew
+    new = ws.client().get(ws.em.pypi_url)["token"]
+    assert new != old
+    assert wait_for(lambda: f"password {new}" in netrc.read_text())
+    assert old not in netrc.read_text() and stat.S_IMODE(netrc.stat().st_mode) == 0o600
+
+
 # configure --remove --------------------------------------------------------------------------
 
 def test_remove_undoes_and_the_daemon_stops_keeping_the_block(ws: Workspace) -> None:
