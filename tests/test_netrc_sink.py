@@ -45,12 +45,14 @@ def test_plan_serves_a_host_only_when_every_route_on_it_agrees(tmp_path):
         route("https://pkgs.example/a/"), route("https://pkgs.example:8443/b/"),   # any port
         route("https://split.example/a/"), route("https://split.example/b/", account="other"),
         route("https://scopes.example/a/"), route("https://scopes.example/b/", scopes='["x/.default"]'),
-        route("https://users.example/a/"), route("https://users.example/b/", extra='username = "u2"'))
+        route("https://users.example/a/"), route("https://users.example/b/", extra='username = "u2"'),
+        route("https://[::1]:8443/"))
     served, skipped = plan(cfg.routes)
     assert sorted(served) == ["pkgs.example"]
     assert served["pkgs.example"].slot == ("work", ("499b84ac-1321-427f-aa17-267ca6975798/.default",))
     assert served["pkgs.example"].username == "work"
-    assert sorted(skipped) == ["scopes.example", "split.example", "users.example"]
+    assert sorted(skipped) == ["::1", "scopes.example", "split.example", "users.example"]
+    assert "cannot be written in netrc" in skipped.pop("::1")
     assert all("netrc can hold one per host" in why for why in skipped.values())
 
 

@@ -57,7 +57,8 @@ def plan(routes: Sequence[Route]) -> Tuple[Dict[str, NetrcHost], Dict[str, str]]
         if len(identities) > 1:
             skipped[host] = ("its routes lead to different accounts, scopes or user names, and "
                              "netrc can hold one per host")
-        elif _UNSAFE.search(host) or _UNSAFE.search(host_routes[0].username):
+        elif ":" in host or _UNSAFE.search(host) or _UNSAFE.search(host_routes[0].username):
+            # an IPv6 literal too: requests looks netrc up by the netloc cut at its first ':'
             skipped[host] = "its name or user name cannot be written in netrc"
         else:
             route = host_routes[0]
