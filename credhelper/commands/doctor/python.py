@@ -54,7 +54,8 @@ def check_python_tools(ctx: Context) -> Iterator[Check]:
     served, skipped = netrc_sink.plan(ctx.config.routes)
     for host, why in skipped.items():
         yield Check(name, WARN, f"{host}: no netrc line, {why}",
-                    "pass the token yourself there: credhelper token URL")
+                    "link credhelper-keyring as `keyring` on PATH and run pip with "
+                    "--keyring-provider subprocess (or pass `credhelper token URL` yourself)")
     path = paths.netrc_path()
     daemon_file = ((ctx.daemon or {}).get("netrc") or {}).get("file")
     if daemon_file and daemon_file != str(path):
