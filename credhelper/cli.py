@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, NoReturn, Optional
+from typing import Any, Dict, List, NoReturn, Optional
 
 import click
 
@@ -189,11 +189,13 @@ def token(url: str, form: Optional[str]) -> None:
 
 
 @main.command()
-@click.argument("target", type=click.Choice(["git", "pip", "npm", "pnpm", "systemd", "all"]))
+@click.argument("target", type=click.Choice(["git", "pip", "npm", "pnpm", "docker", "cargo",
+                                             "systemd", "all"]))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("--remove", is_flag=True, help="npm: remove the managed block instead.")
+@click.option("--remove", is_flag=True,
+              help="npm, docker, cargo: undo what configure set up instead.")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, npm or pnpm at credhelper (idempotent)."""
+    """Point git, pip, npm, pnpm, docker or cargo at credhelper (idempotent)."""
     from . import config, configure as conf
 
     try:
@@ -212,6 +214,7 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
                 changes += conf.configure_npm(cfg, dry_run=dry_run, remove=remove)
             if target in ("pnpm", "all"):
                 changes += conf.configure_pnpm(cfg, dry_run=dry_run)
+            changes += _configure_registries(target, cfg, dry_run, remove)
     except CredhelperError as exc:
         fail(exc)
     prefix = "would " if dry_run else ""
@@ -219,6 +222,21 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
         click.echo(f"{prefix}{line}")
     if not changes:
         click.echo(f"credhelper: {target} is already configured")
+
+
+def _configure_registries(target: str, cfg: Any, dry_run: bool, remove: bool) -> List[str]:
+    """docker and cargo; ``all`` takes each only when its tool is on PATH and has work to do."""
+    import shutil
+
+    from . import configure_registries as reg
+    from .config import registry_hosts
+
+    changes: List[str] = []
+    if target == "docker" or (target == "all" and shutil.which("docker") and registry_hosts(cfg)):
+        changes += reg.configure_docker(cfg, dry_run=dry_run, remove=remove)
+    if target == "cargo" or (target == "all" and shutil.which("cargo")):
+        changes += reg.configure_cargo(dry_run=dry_run, remove=remove)
+    return changes
 
 
 @main.command()

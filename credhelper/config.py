@@ -22,7 +22,9 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
-PRESETS = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
+# Azure Container Registry's audience: the token the daemon trades at the registry's /oauth2/exchange
+ACR_SCOPE = "https://containerregistry.azure.net/.default"
+PRESETS = {"azure-devops": (AZURE_DEVOPS_SCOPE,), "acr": (ACR_SCOPE,)}
 FLOWS = ("federated", "device_code", "client_secret", "certificate", "managed_identity")
 _FLOW_KEYS = {
     "federated": ("assertion_command", "assertion_file"),
@@ -319,3 +321,13 @@ class _Checker:
                 raise self.fail(where + (index,), "listed twice")
             out.append(url)
         return tuple(out)
+
+
+def registry_hosts(cfg: Config) -> Tuple[str, ...]:
+    """Container registries (``host[:port]`` as docker names them): whole-host routes for ACR."""
+    hosts = []
+    for route in cfg.routes:
+        target = routing.canonical(route.url)
+        if ACR_SCOPE in route.scopes and not target.path:
+            hosts.append(target.origin[len("https://"):])
+    return tuple(dict.fromkeys(hosts))

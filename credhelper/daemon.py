@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import __version__, config as config_mod, paths, systemd
+from .acr import NULL_USER, RegistryTokens
 from .auth import make_source
 from .auth.base import Token
 from .clock import SystemClock
-from .errors import AuthFailed, ConfigError, CredhelperError, RequestError
+from .errors import AuthFailed, ConfigError, CredhelperError, NoRoute, RequestError
 from .logs import AuditLog, setup_logging
 from .keystore import choose_keystore
 from .refresher import Refresher
-from .routing import Router, redact
+from .routing import Router, canonical, redact
 from .server import Peer, SocketServer, bind_unix
 from .sessions import Sessions
 from .sinks.npmrc import NpmrcSink
@@ -62,13 +63,14 @@ class Daemon:
         self.tokens = TokenManager(self._build_sources(self.config), self.clock,
                                    rng=rng or random.Random(), on_token=self._on_token)
         self.refresher = Refresher(self.tokens, self.clock)
+        self.registries = RegistryTokens(self.clock)  # ACR refresh tokens: memory only
         self._server: Optional[SocketServer] = None
         self._watcher: Any = None
         self._ops: Dict[str, Callable[[Dict[str, Any], Peer], Dict[str, Any]]] = {
             "ping": self._op_ping, "get": self._op_get, "invalidate": self._op_invalidate,
             "status": self._op_status, "reload": self._op_reload, "stop": self._op_stop,
             "login_start": self._op_login_start, "login_wait": self._op_login_wait,
-            "logout": self._op_logout,
+            "logout": self._op_logout, "registry_get": self._op_registry_get,
         }
 
     # -- wiring -------------------------------------------------------------------------------
@@ -200,6 +202,9 @@ class Daemon:
             log.error("config reload refused, keeping the running config: %s", exc.message)
             raise
         with self._lock:
+            for name, account in self.config.accounts.items():
+                if new.accounts.get(name) != account:
+                    self.registries.drop_account(name)
             self.tokens.replace_sources(self._build_sources(new))
             self.config, self.router = new, router
             self._reload_error = None
@@ -273,6 +278,29 @@ class Daemon:
         return {"ok": True, "username": route.username, "token": token.access_token,
                 "expires_on": int(token.expires_on), "account": route.account}
 
+    def _op_registry_get(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
+        """A container registry's refresh token, traded for the route's Entra token (ACR)."""
+        url = self._url(request)
+        try:
+            route = self.router.resolve(url)
+            if config_mod.ACR_SCOPE not in route.scopes:
+                raise NoRoute(f"{redact(url, 200)} is routed, but not as a container registry "
+                              "(preset = \"acr\")")
+            host = canonical(url).origin[len("https://"):]
+            account = self.config.accounts[route.account]
+            held = self.registries.get(
+                (host, route.account, route.scopes),
+                lambda: self.tokens.get(route.account, route.scopes).access_token,
+                account.ca_bundle)
+        except CredhelperError as exc:
+            self.audit.write(event="registry_get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                             url=redact(url, 300), outcome=exc.code)
+            raise
+        self.audit.write(event="registry_get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                         url=redact(url, 300), account=route.account, outcome="ok")
+        return {"ok": True, "username": NULL_USER, "token": held.refresh_token,
+                "expires_on": int(held.expires_on), "account": route.account}
+
     def _op_invalidate(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
         url = self._url(request)
         token = request.get("token")
@@ -296,6 +324,8 @@ class Daemon:
             "routes": [{"url": r.url, "account": r.account, "scopes": list(r.scopes)}
                        for r in self.config.routes],
             "npm": {"file": str(self.npm.path), "registries": list(self.config.npm_registries)},
+            "registries": {host: NULL_USER for host in config_mod.registry_hosts(self.config)},
+            "registry_tokens": self.registries.status(),
         }
 
     def _account_status(self, name: str) -> Dict[str, Any]:
@@ -346,6 +376,7 @@ class Daemon:
         if result.get("state") == "done":
             self.sessions.persist()
             self.tokens.drop_account(name)  # slots re-acquire with the new sign-in
+            self.registries.drop_account(name)
             if self.config.npm_registries:
                 self._warm_npm()  # dropping took the pinned npm slots too: the block needs them
             self.audit.write(event="login", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
@@ -355,6 +386,7 @@ class Daemon:
         name, source = self._interactive_source(request)
         source.logout()
         self.tokens.drop_account(name)
+        self.registries.drop_account(name)
         self.sessions.persist()
         self.npm.forget([r for r, (account, _) in self._npm_slots().items() if account == name])
         self.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
