@@ -36,8 +36,9 @@ _FLOW_KEYS = {
 _ACCOUNT_KEYS = {"authority", "oidc_authority", "client_id", "flow", "ca_bundle"}.union(
     *_FLOW_KEYS.values())
 _ROUTE_KEYS = {"url", "account", "scopes", "preset", "username"}
-_TOP_KEYS = {"accounts", "routes", "npm"}
+_TOP_KEYS = {"accounts", "routes", "npm", "azure"}
 _NPM_KEYS = {"registries"}
+_AZURE_KEYS = {"account", "scopes"}
 _SECRET_KEYS = {
     "secret", "client_secret", "password", "passwd", "token", "access_token", "refresh_token",
     "id_token", "private_key", "api_key", "client_assertion", "assertion", "authtoken",
@@ -76,6 +77,14 @@ class Route:
 
 
 @dataclass(frozen=True)
+class AzureIdentity:
+    """``[azure]``: the scopes azure-identity may get from the loopback endpoint, as ``account``."""
+
+    account: str
+    scopes: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration file."""
 
@@ -83,6 +92,7 @@ class Config:
     accounts: Dict[str, Account]
     routes: Tuple[Route, ...]
     npm_registries: Tuple[str, ...]
+    azure: Optional["AzureIdentity"] = None
 
 
 def load(path: Path) -> Config:
@@ -147,7 +157,27 @@ class _Checker:
         npm = self.table(doc, ("npm",))
         self.known_keys(npm, ("npm",), _NPM_KEYS)
         registries = self.registries(npm.get("registries", []), routes)
-        return Config(self.path, parsed, routes, registries)
+        return Config(self.path, parsed, routes, registries, self.azure(doc, parsed))
+
+    def azure(self, doc: Dict[str, Any], accounts: Dict[str, Account]) -> Optional[AzureIdentity]:
+        if "azure" not in doc:
+            return None
+        where: Tuple[PathPart, ...] = ("azure",)
+        raw = self.table(doc, where)
+        self.known_keys(raw, where, _AZURE_KEYS)
+        account = self.string(raw, where + ("account",), required=True) or ""
+        if account not in accounts:
+            known = ", ".join(sorted(accounts)) or "none defined"
+            raise self.fail(where + ("account",), f"no account named "
+                            f"\"{routing.shorten(account, 40)}\" (accounts: {known})")
+        if "scopes" not in raw:
+            raise self.fail(where, "needs scopes (what the Azure SDKs may ask for)")
+        scopes = self.scopes(raw["scopes"], where + ("scopes",))
+        for index, scope in enumerate(scopes):
+            if not scope.endswith("/.default"):
+                raise self.fail(where + ("scopes", index), "must end in /.default (managed "
+                                                           "identity endpoints serve resources)")
+        return AzureIdentity(account, scopes)
 
     def no_inline_secrets(self, value: Any, where: Tuple[PathPart, ...]) -> None:
         if isinstance(value, list):

@@ -66,6 +66,7 @@ class Daemon:
         self.registries = RegistryTokens(self.clock)  # ACR refresh tokens: memory only
         self._server: Optional[SocketServer] = None
         self._watcher: Any = None
+        self._azure: Any = None  # the loopback managed-identity endpoint, when [azure] is set
         self._ops: Dict[str, Callable[[Dict[str, Any], Peer], Dict[str, Any]]] = {
             "ping": self._op_ping, "get": self._op_get, "invalidate": self._op_invalidate,
             "status": self._op_status, "reload": self._op_reload, "stop": self._op_stop,
@@ -140,6 +141,7 @@ class Daemon:
         except ValueError:  # not the main thread (tests): the caller stops us
             pass
         self.refresher.start()
+        self._serve_azure()
         if self.config.npm_registries:
             self.npm.watch()
             self._warm_npm()
@@ -158,6 +160,36 @@ class Daemon:
             os.close(wake_w)
             self._cleanup()
 
+    def _serve_azure(self) -> None:
+        """Start, retarget or stop the Azure SDKs' endpoint to match ``[azure]``."""
+        settings = self.config.azure
+        env_dir = self.socket_path.parent
+        if settings is None:
+            if self._azure is not None:
+                self._azure.stop()
+                self._azure = None
+                try:
+                    os.unlink(env_dir / "azure-identity.env")
+                except FileNotFoundError:
+                    pass
+            return
+        client_id = self.config.accounts[settings.account].client_id
+        if self._azure is not None:
+            self._azure.settings, self._azure.client_id = settings, client_id
+            return
+        from .azure_identity import AzureIdentityEndpoint  # only daemons with [azure] load it
+
+        self._azure = AzureIdentityEndpoint(settings, client_id, self._azure_token,
+                                            self.audit.write).start()
+        log.info("Azure SDK endpoint on %s; environment in %s", self._azure.url,
+                 self._azure.write_env(env_dir))
+
+    def _azure_token(self, account: str, scopes: Tuple[str, ...]) -> Tuple[str, float]:
+        token = self.tokens.get(account, scopes)
+        if any(c in token.access_token for c in _UNSAFE):
+            raise AuthFailed("the identity provider returned a token with control characters")
+        return token.access_token, token.expires_on
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if signum == signal.SIGHUP:
             threading.Thread(target=self._reload_logged, daemon=True).start()
@@ -173,6 +205,12 @@ class Daemon:
 
     def _cleanup(self) -> None:
         self.refresher.stop()
+        if self._azure is not None:
+            self._azure.stop()
+            try:
+                os.unlink(self.socket_path.parent / "azure-identity.env")
+            except FileNotFoundError:
+                pass
         if self._watcher is not None:
             self._watcher.stop()
         self.npm.stop()
@@ -212,6 +250,8 @@ class Daemon:
         if new.npm_registries:
             self.npm.watch()
             self._warm_npm()
+        if self._server is not None:
+            self._serve_azure()
         log.info("config reloaded from %s", self.config_path)
 
     # -- requests -----------------------------------------------------------------------------
@@ -326,6 +366,10 @@ class Daemon:
             "npm": {"file": str(self.npm.path), "registries": list(self.config.npm_registries)},
             "registries": {host: NULL_USER for host in config_mod.registry_hosts(self.config)},
             "registry_tokens": self.registries.status(),
+            "azure": None if self._azure is None else {
+                "endpoint": self._azure.url, "account": self._azure.settings.account,
+                "scopes": list(self._azure.settings.scopes),
+                "env_file": str(self.socket_path.parent / "azure-identity.env")},
         }
 
     def _account_status(self, name: str) -> Dict[str, Any]:
