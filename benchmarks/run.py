@@ -197,12 +197,18 @@ def main() -> int:
             if only == "throughput":  # a quick loop while tuning the daemon
                 bench_throughput(ws)
                 return 0
+            if only == "helpers":  # docker, cargo, Azure beside the git helper
+                from helpers_bench import bench_helpers
+                bench_helpers(ws)
+                return 0
             bench_git_fill(ws)
             bench_throughput(ws)
             bench_memory_and_start(ws)
             from pip_bench import bench_keyring, bench_pip
             bench_keyring(ws)
             bench_pip(ws)
+            from helpers_bench import bench_helpers
+            bench_helpers(ws)
         finally:
             ws.stop_daemon()
             em.stop()
