@@ -68,6 +68,7 @@ class AzureIdentityEndpoint:
         self.tokens = tokens
         self.audit = audit
         self.header = secrets.token_urlsafe(32)
+        self.env_file: Optional[Path] = None
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -80,8 +81,8 @@ class AzureIdentityEndpoint:
         assert self._server is not None
         return "http://127.0.0.1:{}{}".format(self._server.server_address[1], PATH)
 
-    def start(self) -> "AzureIdentityEndpoint":
-        """Listen on loopback and serve in a background thread."""
+    def start(self, env_dir: Path) -> "AzureIdentityEndpoint":
+        """Listen on loopback, serve in a background thread, write the env file into ``env_dir``."""
         endpoint = self
 
         class Handler(_Handler):
@@ -93,21 +94,37 @@ class AzureIdentityEndpoint:
                                         kwargs={"poll_interval": 0.2}, daemon=True,
                                         name="azure-identity")
         self._thread.start()
+        self.env_file = self._write_env(env_dir)
         return self
 
     def stop(self) -> None:
-        """Stop listening."""
+        """Stop listening and remove the env file (its header is worth nothing any more)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self.env_file is not None:
+            try:
+                os.unlink(self.env_file)
+            except FileNotFoundError:
+                pass
+            self.env_file = None
+
+    def retarget(self, settings: AzureIdentity, client_id: str) -> None:
+        """Serve another account or scope list (a reload) on the same port with the same header."""
+        self.settings, self.client_id = settings, client_id
+
+    def status(self) -> Dict[str, Any]:
+        """Where it listens and what it serves; never the header."""
+        return {"endpoint": self.url, "account": self.settings.account,
+                "scopes": list(self.settings.scopes), "env_file": str(self.env_file)}
 
     def env_text(self) -> str:
         """What a shell sources (``. FILE``) to point the Azure SDKs here."""
         return "export IDENTITY_ENDPOINT={}\nexport IDENTITY_HEADER={}\n".format(self.url,
                                                                                 self.header)
 
-    def write_env(self, directory: Path) -> Path:
+    def _write_env(self, directory: Path) -> Path:
         """Write the env file (0600) into the daemon's private socket directory."""
         from .atomic import write_atomic
 

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .atomic import write_atomic
-from .config import Config, registry_hosts
-from .errors import ConfigError
+from ..atomic import write_atomic
+from ..config import Config, registry_hosts
+from ..errors import ConfigError
 
 DOCKER_HELPER = "entra"
 CARGO_PROVIDER = "cargo-credential-entra"
