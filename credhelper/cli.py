@@ -190,12 +190,12 @@ def token(url: str, form: Optional[str]) -> None:
 
 @main.command()
 @click.argument("target", type=click.Choice(["git", "pip", "npm", "pnpm", "docker", "cargo",
-                                             "systemd", "all"]))
+                                             "azure", "systemd", "all"]))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--remove", is_flag=True,
-              help="npm, docker, cargo: undo what configure set up instead.")
+              help="npm, docker, cargo, azure: undo what configure set up instead.")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, npm, pnpm, docker or cargo at credhelper (idempotent)."""
+    """Point git, pip, npm, pnpm, docker, cargo or the Azure SDKs at credhelper (idempotent)."""
     from . import config
     from .commands import configure as conf
 
@@ -226,7 +226,7 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 
 
 def _configure_registries(target: str, cfg: Any, dry_run: bool, remove: bool) -> List[str]:
-    """docker and cargo; ``all`` takes each only when its tool is on PATH and has work to do."""
+    """docker, cargo, azure; ``all`` takes each only when its tool is there and has work to do."""
     import shutil
 
     from .commands import configure_registries as reg
@@ -237,6 +237,10 @@ def _configure_registries(target: str, cfg: Any, dry_run: bool, remove: bool) ->
         changes += reg.configure_docker(cfg, dry_run=dry_run, remove=remove)
     if target == "cargo" or (target == "all" and shutil.which("cargo")):
         changes += reg.configure_cargo(dry_run=dry_run, remove=remove)
+    if target == "azure" or (target == "all" and cfg.azure is not None):
+        from .commands.configure_azure import configure_azure
+
+        changes += configure_azure(cfg, dry_run=dry_run, remove=remove)
     return changes
 
 

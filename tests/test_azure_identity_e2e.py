@@ -144,3 +144,18 @@ def test_audit_records_requests_without_tokens(aws: Workspace) -> None:
                if '"azure_token"' in line]
     outcomes = {e["outcome"] for e in entries}
     assert {"ok", "scope_not_allowed", "bad_header"} <= outcomes
+
+
+def test_configure_azure_lets_a_new_shell_find_the_endpoint(aws: Workspace) -> None:
+    bashrc = aws.home / ".bashrc"
+    bashrc.write_text("# mine\nexport FOO=1\n")
+    out = aws.credhelper("configure", "azure").stdout
+    assert "IDENTITY_ENDPOINT" in out
+    assert "already configured" in aws.credhelper("configure", "azure").stdout
+    env = {k: v for k, v in aws.env.items() if not k.startswith(("AZURE_", "IDENTITY_", "MSI_"))}
+    script = f". {bashrc} && exec {sys.executable} -c \"$SDK\" {MANAGEMENT}"
+    done = aws.run(["bash", "-c", script], env=dict(env, SDK=SDK), check=False, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["aud"] == "https://management.azure.com"
+    aws.credhelper("configure", "azure", "--remove")
+    assert bashrc.read_text() == "# mine\nexport FOO=1\n"

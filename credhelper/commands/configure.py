@@ -144,22 +144,23 @@ def configure_pip(dry_run: bool = False) -> List[str]:
 
 # npm / pnpm --------------------------------------------------------------------------------
 
-def _outside_block(lines: List[str]) -> List[bool]:
+def _outside_block(lines: List[str], path: Optional[Path] = None) -> List[bool]:
     """For each line, whether it lies outside the managed block (which the npm sink owns)."""
+    where = path or paths.npmrc_path()
     inside, out = False, []
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
         if stripped == BEGIN:
             if inside:
-                raise ConfigError(f"{paths.npmrc_path()}:{number}: '{BEGIN}' inside the block")
+                raise ConfigError(f"{where}:{number}: '{BEGIN}' inside the block")
             inside = True
         out.append(not inside)
         if stripped == END:
             if not inside:
-                raise ConfigError(f"{paths.npmrc_path()}:{number}: '{END}' without '{BEGIN}'")
+                raise ConfigError(f"{where}:{number}: '{END}' without '{BEGIN}'")
             inside = False
     if inside:
-        raise ConfigError(f"{paths.npmrc_path()}: '{BEGIN}' has no '{END}'; fix the file by hand")
+        raise ConfigError(f"{where}: '{BEGIN}' has no '{END}'; fix the file by hand")
     return out
 
 
