@@ -235,7 +235,8 @@ def _configure_registries(target: str, cfg: Any, dry_run: bool, remove: bool) ->
     changes: List[str] = []
     if target == "docker" or (target == "all" and shutil.which("docker") and registry_hosts(cfg)):
         changes += reg.configure_docker(cfg, dry_run=dry_run, remove=remove)
-    if target == "cargo" or (target == "all" and shutil.which("cargo")):
+    if target == "cargo" or (target == "all" and shutil.which("cargo")
+                             and reg.routed_cargo_registries(cfg)):
         changes += reg.configure_cargo(dry_run=dry_run, remove=remove)
     if target == "azure" or (target == "all" and cfg.azure is not None):
         from .commands.configure_azure import configure_azure

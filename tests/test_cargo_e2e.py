@@ -6,12 +6,18 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
 
 from harness import BIN, Workspace
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
 
 PROVIDER = str(BIN / "cargo-credential-entra")
 CARGO = shutil.which("cargo")
@@ -106,8 +112,6 @@ def test_configure_cargo_keeps_the_rest_and_removes_exactly(cws: Workspace) -> N
     path.write_text(before)
     out = cws.credhelper("configure", "cargo").stdout
     assert "global-credential-providers" in out
-    import tomllib
-
     doc = tomllib.loads(path.read_text())
     assert doc["registry"]["global-credential-providers"] == ["cargo:token", PROVIDER]
     assert doc["net"] == {"retry": 3} and path.read_text().startswith(before)
@@ -138,3 +142,17 @@ def test_real_cargo_fetches_a_crate_from_the_authenticated_registry(cws: Workspa
     assert crates, done.stderr[-2000:]
     fetched = [e for e in em.feeds.log if e["path"].startswith("/cargo/api/v1/crates/hello-private")]
     assert fetched and fetched[-1]["status"] == 200 and fetched[-1]["auth"] == "bearer"
+
+
+def test_configure_all_takes_cargo_only_for_a_routed_registry(cws: Workspace) -> None:
+    if CARGO is None:
+        pytest.skip("configure all looks for cargo on PATH")
+    path = Path(cws.env["CARGO_HOME"]) / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('[registries.public]\nindex = "sparse+https://index.example/"\n')
+    cws.credhelper("configure", "all")
+    assert "global-credential-providers" not in path.read_text()
+    path.write_text(f'[registries.entra]\nindex = "{cws.em.cargo_index}"\n')
+    cws.credhelper("configure", "all")
+    assert "global-credential-providers" in path.read_text()
+    cws.credhelper("configure", "cargo", "--remove")

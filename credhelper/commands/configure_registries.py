@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 
 from ..atomic import write_atomic
 from ..config import Config, registry_hosts
-from ..errors import ConfigError
+from ..errors import ConfigError, CredhelperError
 
 DOCKER_HELPER = "entra"
 CARGO_PROVIDER = "cargo-credential-entra"
@@ -116,6 +116,31 @@ def cargo_config_path() -> Path:
 
 _HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
 _KEY = re.compile(r"\s*global-credential-providers\s*=")
+
+
+def routed_cargo_registries(config: Config) -> List[str]:
+    """Names of the registries in cargo's user config whose index URL a route serves."""
+    from ..routing import Router
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10 only
+        import tomli as tomllib
+    try:
+        doc = tomllib.loads(cargo_config_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    router, names = Router(config.routes), []
+    registries = doc.get("registries")
+    for name, table in (registries.items() if isinstance(registries, dict) else ()):
+        index = table.get("index") if isinstance(table, dict) else None
+        if isinstance(index, str):
+            try:
+                router.resolve(index[len("sparse+"):] if index.startswith("sparse+") else index)
+            except CredhelperError:
+                continue
+            names.append(name)
+    return names
 
 
 def _is_ours(entry: str) -> bool:
