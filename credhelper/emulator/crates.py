@@ -22,7 +22,6 @@ class CrateIndex:
     """Crates held in memory: name -> version -> .crate bytes; thread-safe."""
 
     def __init__(self) -> None:
-        self.base = ""                       # the feed's base URL, set by the feed server
         self._lock = threading.Lock()
         self._crates: Dict[str, Dict[str, bytes]] = {}
 
@@ -34,11 +33,11 @@ class CrateIndex:
         with self._lock:
             self._crates.setdefault(name.lower(), {})[version] = crate(name, version)
 
-    def answer(self, rest: str) -> Response:
-        """Serve ``/cargo/<rest>``."""
+    def answer(self, rest: str, base: str) -> Response:
+        """Serve ``/cargo/<rest>`` of the feed at ``base``."""
         if rest == "config.json":
-            return json_response(200, {"dl": self.base + "/cargo/api/v1/crates",
-                                       "api": self.base + "/cargo", "auth-required": True})
+            return json_response(200, {"dl": base + "/cargo/api/v1/crates",
+                                       "api": base + "/cargo", "auth-required": True})
         bits = rest.split("/")
         if len(bits) == 6 and bits[:3] == ["api", "v1", "crates"] and bits[5] == "download":
             data = self._get(bits[3], bits[4])
