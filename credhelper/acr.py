@@ -120,13 +120,16 @@ class RegistryTokens:
             if self.clock.now() >= held.refresh_on:
                 self._renew_in_background(key, entra_token, ca_bundle)
             return held
-        with self._lock:
-            flight = self._flights.setdefault(key, threading.Lock())
-        with flight:
+        with self._flight(key):
             held = self.peek(key)
             if held is not None:
                 return held
             return self._trade_now(key, entra_token, ca_bundle)
+
+    def _flight(self, key: Key) -> threading.Lock:
+        """The one lock all trades for ``key`` take (single flight)."""
+        with self._lock:
+            return self._flights.setdefault(key, threading.Lock())
 
     def _trade_now(self, key: Key, entra_token: Callable[[], str],
                    ca_bundle: Optional[str]) -> RegistryToken:
@@ -147,7 +150,7 @@ class RegistryTokens:
 
         def renew() -> None:
             try:
-                with self._flights.setdefault(key, threading.Lock()):
+                with self._flight(key):
                     self._trade_now(key, entra_token, ca_bundle)
             except CredhelperError as exc:
                 log.warning("renewing the registry token for %s failed: %s", key[0], exc.message)
