@@ -14,7 +14,8 @@ from .. import paths
 from ..azure_identity import ENV_FILE
 from ..config import Config
 from ..errors import ConfigError
-from .configure import BEGIN, END, _atomic_write, _lines, _outside_block
+from ..sinks.npmrc import BEGIN, END, outside_block
+from .configure import _atomic_write, _lines
 
 
 def shell_files() -> List[Path]:
@@ -41,7 +42,7 @@ def configure_azure(config: Config, dry_run: bool = False, remove: bool = False)
     changes: List[str] = []
     for path in shell_files():
         lines = _lines(path)
-        outside = _outside_block(lines, path)
+        outside = outside_block(lines, path)
         kept = [line for line, keep in zip(lines, outside) if keep]
         if remove:
             if len(kept) == len(lines):

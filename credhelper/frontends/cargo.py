@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 
 from ..client import Client
 from ..errors import CredhelperError, NoRoute, RequestError
+from .common import GET_TIMEOUT, starter
 
 HELLO = {"v": [1]}
 MAX_LINE = 64 * 1024
-GET_TIMEOUT = 30.0
 EXPIRY_MARGIN = 60  # cargo keeps a token until this long before it expires, then asks again
 
 
@@ -100,5 +100,5 @@ def main() -> None:
         sys.stderr.write("cargo-credential-entra is a cargo credential provider; set "
                          "credential-provider = \"cargo-credential-entra\" (run by cargo)\n")
         sys.exit(2)
-    sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer, Client(timeout=GET_TIMEOUT,
-                                                               autostart=True)))
+    sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer,
+                   Client(timeout=GET_TIMEOUT, starter=starter())))

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 from .. import __version__
 from ..client import Client
 from ..errors import CredhelperError, NoRoute, RequestError
+from .common import GET_TIMEOUT, say, starter
 
 MAX_INPUT = 64 * 1024
-GET_TIMEOUT = 30.0  # a first get may wait for an Entra token and the registry's exchange
 # docker's client recognises this exact text (credentials.errCredentialsNotFoundMessage) as
 # "nothing stored here" and goes on without credentials
 NOT_FOUND = "credentials not found in native keychain"
@@ -42,11 +42,6 @@ def registry_host(server_url: str) -> Optional[str]:
     return host[:-4] if host.endswith(":443") else host
 
 
-def _say(stderr: TextIO, message: str) -> None:
-    stderr.write("credhelper: {}\n".format(" ".join(message.split())[:300]))
-    stderr.flush()
-
-
 def _not_found(stdout: BinaryIO) -> int:
     stdout.write((NOT_FOUND + "\n").encode())
     stdout.flush()
@@ -63,12 +58,12 @@ def _get(server_url: str, stdout: BinaryIO, stderr: TextIO, client: Client) -> i
     except (NoRoute, RequestError):
         return _not_found(stdout)  # not ours: docker goes on as if we were not configured
     except CredhelperError as exc:
-        _say(stderr, exc.message)
+        say(stderr, exc.message)
         return _not_found(stdout)
     username, token = reply.get("username"), reply.get("token")
     if not isinstance(username, str) or not isinstance(token, str) or not token or any(
             bad in value for value in (username, token) for bad in _UNSAFE):
-        _say(stderr, "the daemon returned an unusable credential; nothing sent to docker")
+        say(stderr, "the daemon returned an unusable credential; nothing sent to docker")
         return _not_found(stdout)
     answer = {"ServerURL": server_url.strip(), "Username": username, "Secret": token}
     stdout.write(json.dumps(answer).encode() + b"\n")
@@ -80,7 +75,7 @@ def _list(stdout: BinaryIO, stderr: TextIO, client: Client) -> int:
     try:
         hosts = client.call("status").get("registries") or {}
     except CredhelperError as exc:
-        _say(stderr, exc.message)
+        say(stderr, exc.message)
         hosts = {}
     stdout.write(json.dumps({str(h): str(u) for h, u in dict(hosts).items()}).encode() + b"\n")
     stdout.flush()
@@ -100,7 +95,7 @@ def handle(action: str, stdin: BinaryIO, stdout: BinaryIO, stderr: TextIO, clien
         # and docker logout erases is not ours to keep, so both succeed and keep nothing.
         return 0
     if action != "get":
-        _say(stderr, "unknown action {!r}; expected get, list, store, erase or version".format(
+        say(stderr, "unknown action {!r}; expected get, list, store, erase or version".format(
             action[:40]))
         return 1
     if len(data) > MAX_INPUT:
@@ -115,4 +110,4 @@ def main() -> None:
                          "(run by docker)\n")
         sys.exit(2)
     sys.exit(handle(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer, sys.stderr,
-                    Client(timeout=GET_TIMEOUT, autostart=True)))
+                    Client(timeout=GET_TIMEOUT, starter=starter())))
