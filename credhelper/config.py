@@ -125,11 +125,15 @@ def key_name(where: Tuple[PathPart, ...]) -> str:
 
 class _Checker:
     def __init__(self, text: str, path: Path) -> None:
-        self.locator = Locator(text)
+        self.text = text
         self.path = path
+        # url -> Target, so each route's URL is reduced once however many checks look at it
+        self.targets: Dict[str, routing.Target] = {}
 
     def fail(self, where: Tuple[PathPart, ...], message: str) -> ConfigError:
-        line = self.locator.line(where)
+        # Line numbers are found only for an error: scanning 10,000 routes' lines costs more
+        # than checking them.
+        line = Locator(self.text).line(where)
         return ConfigError(f"{self.path}:{line}: {key_name(where)}: {message}")
 
     def check(self, doc: Dict[str, Any]) -> Config:
@@ -197,7 +201,7 @@ class _Checker:
         if "?" in value or "#" in value:
             raise self.fail(where, "must not contain a query (?) or fragment (#)")
         try:
-            routing.canonical(value)
+            self.targets[value] = routing.canonical(value)
         except routing.Refused as exc:
             raise self.fail(where, f"not a usable URL: {exc.why}") from exc
         return value
@@ -294,7 +298,7 @@ class _Checker:
     def no_duplicate_routes(self, routes: Tuple[Route, ...]) -> None:
         seen: Dict[Tuple[str, int, Tuple[str, ...]], int] = {}
         for index, route in enumerate(routes):
-            target = routing.canonical(route.url)
+            target = self.targets[route.url]
             key = (target.host, target.port, target.path or ())
             if key in seen:
                 raise self.fail(("routes", index, "url"), f"same URL as routes[{seen[key]}]")
@@ -304,9 +308,10 @@ class _Checker:
         where: Tuple[PathPart, ...] = ("npm", "registries")
         if not isinstance(value, list):
             raise self.fail(where, "must be a list of registry URLs")
-        router = routing.Router(routes)
+        router = routing.Router(routes) if value else None  # built only when there is a use
         out: List[str] = []
         for index, item in enumerate(value):
+            assert router is not None
             url = self.url_value(item, where + (index,))
             try:
                 router.resolve(url)
