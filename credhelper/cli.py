@@ -14,6 +14,7 @@ Exit codes:
 """
 
 import json
+import logging
 import os
 import sys
 import time
@@ -90,6 +91,13 @@ def daemon() -> None:
         Daemon(foreground=True).serve()
     except CredhelperError as exc:
         fail(exc)
+    # serve() has cleaned up and persisted everything; tearing down the interpreter (every
+    # module msal, cryptography and requests loaded, object by object) would take another
+    # 200-300 ms before the process is gone and `credhelper stop` can return.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @main.command()
@@ -117,16 +125,29 @@ def stop() -> None:
     """Stop the daemon."""
     client = Client()
     try:
-        client.call("stop")
+        reply = client.call("stop")
     except DaemonUnavailable:
         click.echo("credhelper: the daemon is not running")
         return
     except CredhelperError as exc:
         fail(exc)
+    pid = reply.get("pid")
     deadline = time.monotonic() + 10
-    while os.path.exists(client.socket_path) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # "stopped" means the process is gone (a daemon of an older version reports no pid: then
+    # its socket going away is the best sign there is)
+    while time.monotonic() < deadline and (
+            _alive(pid) if isinstance(pid, int) else os.path.exists(client.socket_path)):
+        time.sleep(0.01)
     click.echo("credhelper: daemon stopped")
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its parent to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 @main.command()

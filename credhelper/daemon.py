@@ -311,8 +311,10 @@ class Daemon:
         return {"ok": True}
 
     def _op_stop(self, request: Dict[str, Any], peer: Peer) -> Dict[str, Any]:
-        threading.Timer(0.05, self.stop).start()
-        return {"ok": True}
+        # No delay needed for the reply to get out: the server ends only after its workers,
+        # this one included, have finished.
+        self.stop()
+        return {"ok": True, "pid": os.getpid()}
 
     def _interactive_source(self, request: Dict[str, Any]) -> Any:
         name = request.get("account")

@@ -171,6 +171,14 @@ def test_sigterm_removes_the_socket(running: Workspace) -> None:
     assert not running.socket.exists()
 
 
+def test_credhelper_stop_returns_once_the_process_has_ended(running: Workspace) -> None:
+    assert running.client().get(running.em.git_url("demo.git"))["token"]  # a slot, its threads
+    assert "daemon stopped" in running.credhelper("stop").stdout
+    # not "the socket is gone": the process itself has exited (no teardown still running)
+    assert running.daemon is not None and running.daemon.poll() == 0
+    assert not running.socket.exists()
+
+
 def test_socket_and_state_are_private(running: Workspace) -> None:
     assert os.stat(running.socket).st_mode & 0o777 == 0o600
     assert os.stat(running.socket.parent).st_mode & 0o777 == 0o700
