@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .routing import Router, redact
 
 GIT_HELPER = "entra"
+_MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
 BEGIN = "# >>> credhelper >>>"
 END = "# <<< credhelper <<<"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
@@ -64,21 +65,65 @@ def _git(git: str, *args: str, ok: Sequence[int] = (0,)) -> Tuple[int, str]:
     return done.returncode, done.stdout
 
 
+# git's own cache daemon may stand in for ours on the git socket while the daemon is down
+# (git spawns it on `store`); what it holds must never outlive a token, and tokens are handed
+# out with at least ten minutes left.
+GIT_CACHE_TIMEOUT = 60
+
+
+def git_wrapper_path() -> Path:
+    """Where ``configure git`` writes the shell wrapper that runs ``entra`` for get and erase."""
+    return paths.state_dir() / "git" / f"git-credential-{GIT_HELPER}"
+
+
+def _git_wrapper_text() -> str:
+    launcher = Path(__file__).resolve().parent / "frontends" / "git_main.py"
+    run = f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(launcher))}"
+    return ("#!/bin/sh\n"
+            "# Written by `credhelper configure git`: the entra helper for get and erase only (git\n"
+            "# calls store after every success; the daemon holds tokens itself), without site.\n"
+            f'case "$1" in get|erase) exec {run} "$1" ;; esac\n')
+
+
+def git_helpers(socket_path: Optional[Path] = None) -> List[str]:
+    """The helper list for a routed origin: reset, the daemon's git socket, then the wrapper."""
+    cache = paths.git_cache_socket(socket_path or paths.socket_path())
+    helpers = [""]
+    if len(os.fsencode(cache)) <= _MAX_SOCKET_PATH:  # else the daemon cannot bind it either
+        helpers.append(f"cache --timeout={GIT_CACHE_TIMEOUT} "
+                       f"--socket={shlex.quote(str(cache))}")
+    helpers.append(shlex.quote(str(git_wrapper_path())))
+    return helpers
+
+
 def configure_git(config: Config, dry_run: bool = False, git: str = "git") -> List[str]:
-    """Make every routed origin use only the ``entra`` helper (DESIGN §6.7); useHttpPath as needed."""
+    """Routed origins ask the daemon's git socket, then ``entra`` (DESIGN §6.7, §8); useHttpPath."""
     router = Router(config.routes)
     changes: List[str] = []
+    wrapper, text = git_wrapper_path(), _git_wrapper_text()
+    try:
+        current_text = wrapper.read_text()
+    except OSError:
+        current_text = None
+    if current_text != text:
+        changes.append(f"git: {wrapper}: runs {GIT_HELPER} for get and erase only")
+        if not dry_run:
+            paths.ensure_private_dir(paths.state_dir())
+            paths.ensure_private_dir(wrapper.parent)
+            _atomic_write(wrapper, text, 0o700)
+    wanted = git_helpers()
     for origin in router.origins():
         key = f"credential.{origin}.helper"
         code, out = _git(git, "-z", "--get-all", key, ok=(0, 1))
         current = out.split("\0")[:-1] if code == 0 else []
-        if current != ["", GIT_HELPER]:
+        if current != wanted:
             was = ", ".join(repr(v) for v in current) or "unset"
-            changes.append(f"git: {key} = '' then {GIT_HELPER!r} (was: {was})")
+            changes.append(f"git: {key} = " + " then ".join(repr(v) for v in wanted)
+                           + f" (was: {was})")
             if not dry_run:
                 _git(git, "--unset-all", key, ok=(0, 5))
-                _git(git, "--add", key, "")
-                _git(git, "--add", key, GIT_HELPER)
+                for helper in wanted:
+                    _git(git, "--add", key, helper)
         if router.needs_path(origin):
             key = f"credential.{origin}.useHttpPath"
             code, out = _git(git, "--type=bool", "--get", key, ok=(0, 1))

@@ -19,6 +19,7 @@ from .auth import make_source
 from .auth.base import Token
 from .clock import SystemClock
 from .errors import AuthFailed, ConfigError, CredhelperError, RequestError
+from .gitcache import CacheServer, bind_cache_socket
 from .logs import AuditLog, setup_logging
 from .keystore import choose_keystore
 from .refresher import Refresher
@@ -137,6 +138,7 @@ class Daemon:
             signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         except ValueError:  # not the main thread (tests): the caller stops us
             pass
+        git_cache = self._start_git_cache()
         self.refresher.start()
         if self.config.npm_registries:
             self.npm.watch()
@@ -148,6 +150,8 @@ class Daemon:
         try:
             self._server.serve_forever()
         finally:
+            if git_cache is not None:
+                git_cache.stop()
             try:
                 signal.set_wakeup_fd(-1)
             except ValueError:
@@ -155,6 +159,29 @@ class Daemon:
             os.close(wake_r)
             os.close(wake_w)
             self._cleanup()
+
+    def _start_git_cache(self) -> Optional[CacheServer]:
+        """The second socket, for git's credential-cache client; without it git still has entra."""
+        path = paths.git_cache_socket(self.socket_path)
+        try:
+            sock = bind_cache_socket(path)
+        except (ConfigError, OSError) as exc:
+            log.warning("no git cache-protocol socket (%s); git uses the entra helper",
+                        getattr(exc, "message", None) or exc)
+            return None
+        server = CacheServer(sock, path, self._git_get, self._git_erase, self.audit)
+        server.start()
+        return server
+
+    def _git_get(self, url: str, peer: Peer, may_wait: bool) -> Optional[Dict[str, Any]]:
+        request = {"op": "get", "url": url, "for": "git"}
+        return self._op_get(request, peer) if may_wait else self._fast(request, peer)
+
+    def _git_erase(self, url: str, offered: str, peer: Peer) -> None:
+        try:
+            self._op_invalidate({"op": "invalidate", "url": url, "token": offered}, peer)
+        except CredhelperError:
+            pass  # not a routed URL: nothing of ours to drop
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if signum == signal.SIGHUP:

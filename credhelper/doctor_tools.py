@@ -16,7 +16,7 @@ from typing import Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import paths
-from .configure import GIT_HELPER, pip_config_path
+from .configure import GIT_HELPER, git_helpers, pip_config_path
 from .errors import ConfigError
 from .doctor import FAIL, OK, SKIP, WARN, Check, Context
 from .routing import Router, redact
@@ -70,14 +70,17 @@ def helper_chain(entries: List[Tuple[str, str, str]], origin: str) -> List[Tuple
 
 
 def _chain_problem(chain: List[Tuple[str, str]]) -> Optional[str]:
-    names = [_helper_name(value) for _, value in chain]
+    # git's cache client pointed at the daemon's git socket stores nothing: the daemon answers
+    our_socket = set(git_helpers()[1:-1])
+    names = ["credhelper-git-socket" if value in our_socket else _helper_name(value)
+             for _, value in chain]
     if GIT_HELPER not in names:
         return "git does not ask credhelper (helpers: {})".format(", ".join(names) or "none")
     ours = names.index(GIT_HELPER)
-    for index, (scope, value) in enumerate(chain):
-        if _helper_name(value) in STORING:
+    for index, (scope, _) in enumerate(chain):
+        if names[index] in STORING:
             where = "before" if index < ours else "after"
-            return (f"{_helper_name(value)!r} ({scope} config) comes {where} credhelper: "
+            return (f"{names[index]!r} ({scope} config) comes {where} credhelper: "
                     + ("its stored password wins over our token" if where == "before"
                        else "git would hand it our token to store"))
     return None

@@ -98,9 +98,37 @@ def _say(stderr: TextIO, message: str) -> None:
     stderr.flush()
 
 
+def render(pairs: List[Tuple[str, str]]) -> bytes:
+    """``key=value`` lines as git reads them from a helper."""
+    return "".join(f"{key}={value}\n" for key, value in pairs).encode("utf-8")
+
+
 def _emit(stdout: BinaryIO, pairs: List[Tuple[str, str]]) -> None:
-    stdout.write("".join(f"{key}={value}\n" for key, value in pairs).encode("utf-8"))
+    stdout.write(render(pairs))
     stdout.flush()
+
+
+def credential_pairs(reply: Dict[str, object], lists: Dict[str, List[str]]
+                     ) -> Optional[List[Tuple[str, str]]]:
+    """What git is told for a granted ``get`` reply; None when the credential is unusable.
+
+    Both git paths answer through this: the ``entra`` helper and the daemon's cache-protocol
+    socket.
+    """
+    username, token = reply.get("username"), reply.get("token")
+    if not isinstance(username, str) or not isinstance(token, str) or not token or any(
+        bad in value for value in (username, token) for bad in _UNSAFE_VALUE
+    ):
+        return None  # a newline would let the value inject protocol lines; never pass it on
+    expires_on = reply.get("expires_on")
+    expiry = [("password_expiry_utc", str(int(expires_on)))] if isinstance(
+        expires_on, (int, float)) and not isinstance(expires_on, bool) else []
+    if "authtype" in lists.get("capability", []):
+        # git >= 2.46 sends the pre-encoded credential as-is; ephemeral keeps it out of
+        # every storing helper.
+        return [("capability[]", "authtype"), ("authtype", "Bearer"),
+                ("credential", token), ("ephemeral", "1")] + expiry
+    return [("username", username), ("password", token)] + expiry
 
 
 def _get(url: str, lists: Dict[str, List[str]], stdout: BinaryIO, stderr: TextIO,
@@ -131,23 +159,11 @@ def _get(url: str, lists: Dict[str, List[str]], stdout: BinaryIO, stderr: TextIO
         _say(stderr, exc.message)
         return 0
 
-    username, token = reply.get("username"), reply.get("token")
-    if not isinstance(username, str) or not isinstance(token, str) or not token or any(
-        bad in value for value in (username, token) for bad in _UNSAFE_VALUE
-    ):
-        # A newline would let the value inject protocol lines; never pass it on.
+    pairs = credential_pairs(reply, lists)
+    if pairs is None:
         _say(stderr, "the daemon returned an unusable credential; nothing sent to git")
         return 0
-    expires_on = reply.get("expires_on")
-    expiry = [("password_expiry_utc", str(int(expires_on)))] if isinstance(
-        expires_on, (int, float)) and not isinstance(expires_on, bool) else []
-    if "authtype" in lists.get("capability", []):
-        # git >= 2.46 sends the pre-encoded credential as-is; ephemeral keeps it out of
-        # every storing helper.
-        _emit(stdout, [("capability[]", "authtype"), ("authtype", "Bearer"),
-                       ("credential", token), ("ephemeral", "1")] + expiry)
-    else:
-        _emit(stdout, [("username", username), ("password", token)] + expiry)
+    _emit(stdout, pairs)
     return 0
 
 
