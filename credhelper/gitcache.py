@@ -30,7 +30,7 @@ from . import paths
 from .errors import ConfigError, CredhelperError
 from .frontends.git import credential_pairs, parse, render, target_url
 from .logs import AuditLog
-from .server import MAX_SOCKET_PATH, Peer, peer_of
+from .listener import MAX_SOCKET_PATH, Peer, peer_of
 from .workers import Workers
 
 log = logging.getLogger("credhelper.gitcache")
@@ -163,20 +163,11 @@ class CacheServer:
         self._uid = os.getuid()
         self._pool = Workers(workers, "credhelper-git")
         self._stop_r, self._stop_w = os.pipe()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="credhelper-git")
+        self._pipe_lock = threading.Lock()
+        self._pipe_open = True
 
-    def start(self) -> None:
-        """Begin accepting on a thread of its own."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting, let requests in flight finish, remove our socket (only if still ours)."""
-        os.write(self._stop_w, b"x")
-        self._thread.join()
-        os.close(self._stop_r)
-        os.close(self._stop_w)
-
-    def _loop(self) -> None:
+    def serve_forever(self) -> None:
+        """Accept until ``shutdown()``; then let requests in flight finish, remove our socket."""
         selector = selectors.DefaultSelector()
         selector.register(self._sock, selectors.EVENT_READ)
         selector.register(self._stop_r, selectors.EVENT_READ)
@@ -199,6 +190,16 @@ class CacheServer:
             self._sock.close()
             self._remove_socket()
             self._pool.shutdown(wait=True, cancel=True)
+            with self._pipe_lock:
+                os.close(self._stop_r)
+                os.close(self._stop_w)
+                self._pipe_open = False
+
+    def shutdown(self) -> None:
+        """Make ``serve_forever`` return."""
+        with self._pipe_lock:
+            if self._pipe_open:  # else the loop has ended already
+                os.write(self._stop_w, b"x")
 
     def _remove_socket(self) -> None:
         if self._path is None:

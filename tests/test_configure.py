@@ -8,7 +8,7 @@ from typing import Dict, List
 
 import pytest
 
-from credhelper import configure
+from credhelper.commands import configure
 from credhelper.config import parse
 from credhelper.errors import ConfigError
 
@@ -133,7 +133,7 @@ def test_git_credential_fill_uses_only_our_helper(env, cfg, tmp_path, monkeypatc
     calls = tmp_path / "calls.log"
     # the wrapper configure writes runs this "python" (-I -S launcher ACTION) for get and erase
     python = write_exe(bin_dir / "python",
-                       f'echo "entra $4 $1 $2" >> {calls}\n'
+                       f'[ -f "$3" ] && echo "entra $4 $1 $2" >> {calls}\n'
                        '[ "$4" = get ] && printf "username=entra\\npassword=tok-entra\\n"\nexit 0\n')
     write_exe(bin_dir / "git-credential-other",
               f'echo "other $1" >> {calls}\n'

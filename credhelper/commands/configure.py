@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from . import paths
-from .atomic import write_atomic
-from .config import Config
-from .errors import ConfigError
-from .routing import Router, redact
+from .. import paths
+from ..atomic import write_atomic
+from ..config import Config
+from ..errors import ConfigError
+from ..routing import Router, redact_url
 
 GIT_HELPER = "entra"
 _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
@@ -77,7 +77,7 @@ def git_wrapper_path() -> Path:
 
 
 def _git_wrapper_text() -> str:
-    launcher = Path(__file__).resolve().parent / "frontends" / "git_main.py"
+    launcher = Path(__file__).resolve().parents[1] / "frontends" / "git_main.py"
     run = f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(launcher))}"
     return ("#!/bin/sh\n"
             "# Written by `credhelper configure git`: the entra helper for get and erase only (git\n"
@@ -256,7 +256,7 @@ def configure_pnpm(config: Config, dry_run: bool = False,
         except OSError:
             fresh = False
         if not fresh:
-            changes.append(f"pnpm: {script}: runs credhelper token for {redact(registry)}")
+            changes.append(f"pnpm: {script}: runs credhelper token for {redact_url(registry)}")
             if not dry_run:
                 paths.ensure_private_dir(paths.state_dir())
                 paths.ensure_private_dir(script.parent)
