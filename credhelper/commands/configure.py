@@ -76,37 +76,43 @@ def git_wrapper_path() -> Path:
     return paths.state_dir() / "git" / f"git-credential-{GIT_HELPER}"
 
 
-def _git_wrapper_text() -> str:
+def _git_wrapper_text(erase: bool) -> str:
     launcher = Path(__file__).resolve().parents[1] / "frontends" / "git_main.py"
     run = f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(launcher))}"
+    # With the git socket in front, erase reaches the daemon there; entra would only start
+    # Python to ask again.
+    actions, which = ("get|erase", "get and erase") if erase else ("get", "get")
     return ("#!/bin/sh\n"
-            "# Written by `credhelper configure git`: the entra helper for get and erase only (git\n"
-            "# calls store after every success; the daemon holds tokens itself), without site.\n"
-            f'case "$1" in get|erase) exec {run} "$1" ;; esac\n')
+            f"# Written by `credhelper configure git`: the entra helper for {which} only (git calls\n"
+            "# store after every success; the daemon holds tokens itself), without site.\n"
+            f'case "$1" in {actions}) exec {run} "$1" ;; esac\n')
+
+
+def _git_cache_helper(socket_path: Optional[Path] = None) -> Optional[str]:
+    cache = paths.git_cache_socket(socket_path or paths.socket_path())
+    if len(os.fsencode(cache)) > _MAX_SOCKET_PATH:  # the daemon cannot bind it either
+        return None
+    return f"cache --timeout={GIT_CACHE_TIMEOUT} --socket={shlex.quote(str(cache))}"
 
 
 def git_helpers(socket_path: Optional[Path] = None) -> List[str]:
     """The helper list for a routed origin: reset, the daemon's git socket, then the wrapper."""
-    cache = paths.git_cache_socket(socket_path or paths.socket_path())
-    helpers = [""]
-    if len(os.fsencode(cache)) <= _MAX_SOCKET_PATH:  # else the daemon cannot bind it either
-        helpers.append(f"cache --timeout={GIT_CACHE_TIMEOUT} "
-                       f"--socket={shlex.quote(str(cache))}")
-    helpers.append(shlex.quote(str(git_wrapper_path())))
-    return helpers
+    cache = _git_cache_helper(socket_path)
+    return [""] + ([cache] if cache else []) + [shlex.quote(str(git_wrapper_path()))]
 
 
 def configure_git(config: Config, dry_run: bool = False, git: str = "git") -> List[str]:
     """Routed origins ask the daemon's git socket, then ``entra`` (DESIGN §6.7, §8); useHttpPath."""
     router = Router(config.routes)
     changes: List[str] = []
-    wrapper, text = git_wrapper_path(), _git_wrapper_text()
+    wrapper, text = git_wrapper_path(), _git_wrapper_text(erase=_git_cache_helper() is None)
     try:
         current_text = wrapper.read_text()
     except OSError:
         current_text = None
     if current_text != text:
-        changes.append(f"git: {wrapper}: runs {GIT_HELPER} for get and erase only")
+        changes.append(f"git: {wrapper}: runs {GIT_HELPER} for "
+                       + ("get and erase" if "erase" in text.splitlines()[-1] else "get") + " only")
         if not dry_run:
             paths.ensure_private_dir(paths.state_dir())
             paths.ensure_private_dir(wrapper.parent)
