@@ -13,8 +13,8 @@ Exit codes:
     130  login: interrupted (Ctrl-C); the sign-in is cancelled in the daemon too
 """
 
+import atexit
 import json
-import logging
 import os
 import sys
 import time
@@ -93,8 +93,9 @@ def daemon() -> None:
         fail(exc)
     # serve() has cleaned up and persisted everything; tearing down the interpreter (every
     # module msal, cryptography and requests loaded, object by object) would take another
-    # 200-300 ms before the process is gone and `credhelper stop` can return.
-    logging.shutdown()
+    # 200-300 ms before the process is gone and `credhelper stop` can return. The exit
+    # handlers still run (log flushing, temporary CA bundles removed).
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
