@@ -35,6 +35,7 @@ _FLOW_KEYS = {
 _ACCOUNT_KEYS = {"authority", "oidc_authority", "client_id", "flow", "ca_bundle"}.union(
     *_FLOW_KEYS.values())
 _ROUTE_KEYS = {"url", "account", "scopes", "preset", "username"}
+_AUTHORITY_END = re.compile(r"[/?#]")
 _TOP_KEYS = {"accounts", "routes", "npm"}
 _NPM_KEYS = {"registries"}
 _SECRET_KEYS = {
@@ -199,13 +200,13 @@ class _Checker:
     def url_value(self, value: Any, where: Tuple[PathPart, ...]) -> str:
         if not isinstance(value, str) or not value.lower().startswith("https://"):
             raise self.fail(where, "must be an https URL")
-        authority = re.split(r"[/?#]", value[len("https://"):], maxsplit=1)[0]
+        authority = _AUTHORITY_END.split(value[len("https://"):], maxsplit=1)[0]
         if "@" in authority:
             raise self.fail(where, "must not contain a user name or password")
         if "?" in value or "#" in value:
             raise self.fail(where, "must not contain a query (?) or fragment (#)")
         try:
-            self.targets[value] = routing.canonical(value)
+            self.targets[value] = routing.route_target(value)
         except routing.Refused as exc:
             raise self.fail(where, f"not a usable URL: {exc.why}") from exc
         return value
