@@ -235,7 +235,7 @@ class SocketServer:
             conn.close()
             return
         try:
-            self._pool.submit(self._serve_one, conn, start)
+            self._pool.submit(self._serve_one, conn, start or b"")
         except RuntimeError:  # pool shut down
             self._pending.release()
             conn.close()

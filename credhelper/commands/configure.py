@@ -20,8 +20,6 @@ from ..routing import Router
 from ..toolrecord import CONFIGURED, ToolRecord
 
 GIT_HELPER = "entra"
-BEGIN = "# >>> credhelper >>>"
-END = "# <<< credhelper <<<"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 
 
@@ -164,7 +162,7 @@ def configure_pip(dry_run: bool = False) -> List[str]:
     if found:
         change = f"pip: {path}: keyring-provider = import (was: {found[1]})"
         lines[found[0]] = wanted + "\n"
-    elif start is not None:
+    elif start is not None and insert_at is not None:
         change = f"pip: {path}: keyring-provider = import added to [global]"
         lines.insert(insert_at, wanted + "\n")
     else:
@@ -177,24 +175,3 @@ def configure_pip(dry_run: bool = False) -> List[str]:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         _atomic_write(path, "".join(lines), mode)
     return [change]
-
-
-# the managed block -------------------------------------------------------------------------
-
-def _outside_block(lines: List[str], path: Path) -> List[bool]:
-    """For each line of ``path``, whether it lies outside the managed block (a sink owns that)."""
-    inside, out = False, []
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped == BEGIN:
-            if inside:
-                raise ConfigError(f"{path}:{number}: '{BEGIN}' inside the block")
-            inside = True
-        out.append(not inside)
-        if stripped == END:
-            if not inside:
-                raise ConfigError(f"{path}:{number}: '{END}' without '{BEGIN}'")
-            inside = False
-    if inside:
-        raise ConfigError(f"{path}: '{BEGIN}' has no '{END}'; fix the file by hand")
-    return out

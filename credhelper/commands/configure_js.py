@@ -19,10 +19,10 @@ from typing import List, Optional
 
 from .. import paths
 from ..config import Config
-from .configure import _atomic_write, _lines, _outside_block
+from .configure import _atomic_write, _lines
 from ..errors import ConfigError
 from ..routing import Router
-from ..sinks.npmrc import registry_key
+from ..sinks.npmrc import outside_block, registry_key
 from ..sinks.yarnrc import has_own_registries, yarnrc_path
 from ..toolrecord import CONFIGURED, ToolRecord
 
@@ -47,7 +47,7 @@ def _file_text(path: Path) -> Optional[str]:
 def _remove_block(path: Path, tool: str, dry_run: bool, created: bool) -> List[str]:
     """Take the managed block out of ``path``; delete the file if we created it and it is empty."""
     lines = _lines(path)
-    outside = _outside_block(lines, path)
+    outside = outside_block(lines, path)
     kept = [line for line, keep in zip(lines, outside) if keep]
     if len(kept) == len(lines):
         return []
@@ -103,7 +103,7 @@ def _legacy_helpers(lines: List[str], outside: List[bool]) -> List[int]:
 def _drop_legacy_helpers(dry_run: bool) -> List[str]:
     npmrc = paths.npmrc_path()
     lines = _lines(npmrc)
-    outside = _outside_block(lines, npmrc)
+    outside = outside_block(lines, npmrc)
     doomed = _legacy_helpers(lines, outside)
     changes = [f"pnpm: {npmrc}: removed {lines[i].partition('=')[0].strip()} (npm 11 warns about "
                "it; pnpm reads the token block instead)" for i in doomed]
@@ -170,7 +170,7 @@ def configure_yarn(config: Config, dry_run: bool = False,
 
 def _outside_text(text: str, path: Path) -> str:
     lines = re.findall(r"[^\n]*\n|[^\n]+\Z", text)
-    return "".join(l for l, keep in zip(lines, _outside_block(lines, path)) if keep)
+    return "".join(l for l, keep in zip(lines, outside_block(lines, path)) if keep)
 
 
 def remove_yarn(config: Config, dry_run: bool = False,

@@ -28,7 +28,7 @@ def open_sinks(config: Config, record: Optional[ToolRecord] = None) -> List[Sink
     from .npmrc import NpmrcSink
     from .yarnrc import YarnrcSink
 
-    sinks = []
+    sinks: List[Sink] = []
     for cls in (NpmrcSink, YarnrcSink):
         gate = None
         if record is not None:

@@ -54,6 +54,34 @@ def registry_key(url: str) -> str:
     return key
 
 
+def outside_block(lines: List[str], path: Path) -> List[bool]:
+    """For each line, whether it lies outside the managed block; a broken block is an error."""
+    inside, out = False, []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ConfigError(f"{path}:{number}: '{BEGIN}' inside the block")
+            inside = True
+        out.append(not inside)
+        if stripped == END:
+            if not inside:
+                raise ConfigError(f"{path}:{number}: '{END}' without '{BEGIN}'")
+            inside = False
+    if inside:
+        raise ConfigError(f"{path}: '{BEGIN}' has no '{END}'; fix the file by hand")
+    return out
+
+
+def block_lines(text: str) -> Optional[List[str]]:
+    """The lines inside the managed block of ``text`` (markers excluded), or None without one."""
+    found = _find_block(text)
+    if found is None:
+        return None
+    start, end, _ = found
+    return text[start:end].splitlines()[1:-1]
+
+
 def _find_block(text: str) -> Optional[Tuple[int, int, bool]]:
     """(start, end, terminated) of the managed block, or None."""
     end = _END_RE.search(text)

@@ -21,7 +21,8 @@ _CHECKS: List[Callable[[Context], Iterator[Check]]] = [
 
 def collect() -> List[Check]:
     """Run every check in order; a check that crashes is reported, never raised."""
-    ctx, results = Context(), []
+    ctx = Context()
+    results: List[Check] = []
     for check in _CHECKS:
         try:
             results.extend(check(ctx))

@@ -19,8 +19,7 @@ from ...routing import Router, redact_url
 from ...sinks.npmrc import BEGIN, END, registry_key
 from ...sinks.yarnrc import has_own_registries, yarnrc_path
 from ...toolrecord import CONFIGURED, REMOVED, ToolRecord
-from .report import FAIL, OK, WARN, Check, Context
-from .tools import _expiry
+from .report import FAIL, OK, WARN, Check, Context, jwt_expiry
 
 _TOKEN_LINE = re.compile(r'^\s+npmAuthToken: "([^"]*)"\s*$')
 
@@ -109,7 +108,7 @@ def check_yarn(ctx: Context) -> Iterator[Check]:
         if key in block:
             found = _TOKEN_LINE.match(block[min(block.index(key) + 2, len(block) - 1)])
             token = found.group(1) if found else None
-        expiry = _expiry(token) if token else None
+        expiry = jwt_expiry(token) if token else None
         if not token:
             fine = False
             yield Check("yarn", FAIL, f"{redact_url(registry)}: missing from the credhelper block", fix)
