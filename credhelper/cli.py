@@ -6,16 +6,17 @@ Errors are caught in one place (``_Group.invoke``); the exit codes are listed in
 
 import json
 import os
+import shutil
 import sys
 import time
-from typing import Any, NoReturn, Optional, Tuple
+from typing import Any, Callable, List, NoReturn, Optional, Tuple
 
 import click
 
 from . import __version__, environment, paths
 from .client import Client
 from .commands.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PIPE, for_error
-from .errors import CredhelperError, DaemonUnavailable, NoRoute
+from .errors import CredhelperError, DaemonUnavailable, NoRoute, RequestError
 
 
 def fail(exc: CredhelperError) -> NoReturn:
@@ -165,35 +166,59 @@ def token(url: str, form: Optional[str]) -> None:
         click.echo(value)
 
 
-@main.command()
-@click.argument("target", type=click.Choice(["git", "pip", "npm", "pnpm", "systemd", "all"]))
-@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("--remove", is_flag=True, help="npm: remove the managed block instead.")
-def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, npm or pnpm at credhelper (idempotent)."""
-    from . import config
-    from .commands import configure as conf
+# What `configure TOOL` runs, in the order `configure all` runs them (`--remove` goes backwards).
+# Each side is (config, dry_run) -> change lines; each tool keeps its undo data in the tool record.
+TOOLS = ("git", "pip", "npm", "pnpm", "yarn")
 
-    changes = []
+
+def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]:
+    from .commands import configure as conf, configure_js as js
+
+    return {
+        "git": (conf.configure_git, conf.remove_git),
+        "pip": (lambda cfg, dry_run: conf.configure_pip(dry_run=dry_run), None),
+        "npm": (js.configure_npm, js.remove_npm),
+        "pnpm": (js.configure_pnpm, js.remove_pnpm),
+        "yarn": (js.configure_yarn, js.remove_yarn),
+    }[tool]
+
+
+@main.command()
+@click.argument("target", type=click.Choice(TOOLS + ("systemd", "all")))
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--remove", is_flag=True, help="Undo what configure did; the daemon stops keeping "
+              "the tool's file (until it is configured again).")
+def configure(target: str, dry_run: bool, remove: bool) -> None:
+    """Point git, pip, npm, pnpm or yarn at credhelper (idempotent), or undo it with --remove."""
+    from . import config
+
+    changes: List[str] = []
     if target == "systemd":
+        if remove:
+            raise RequestError("configure systemd --remove is not supported; "
+                               "run: systemctl --user disable --now credhelper.socket")
         from .commands.install_systemd import install_units
 
         changes += install_units(dry_run=dry_run)
     else:
         cfg = config.load(paths.config_path())
-        if target in ("git", "all"):
-            changes += conf.configure_git(cfg, dry_run=dry_run)
-        if target in ("pip", "all"):
-            changes += conf.configure_pip(dry_run=dry_run)
-        if target in ("npm", "all"):
-            changes += conf.configure_npm(cfg, dry_run=dry_run, remove=remove)
-        if target in ("pnpm", "all"):
-            changes += conf.configure_pnpm(cfg, dry_run=dry_run)
+        tools = (target,) if target != "all" else tuple(
+            # yarn's own rc only for a yarn that is there (`all` means the tools on PATH)
+            t for t in TOOLS if t != "yarn" or remove or shutil.which("yarn"))
+        for tool in reversed(tools) if remove else tools:
+            setup, undo = _tool_steps(tool)
+            if not remove:
+                changes += setup(cfg, dry_run=dry_run)
+            elif undo is not None:
+                changes += undo(cfg, dry_run=dry_run)
+            elif target != "all":
+                raise RequestError(f"configure {tool} --remove is not supported yet")
     prefix = "would " if dry_run else ""
     for line in changes:
         click.echo(f"{prefix}{line}")
     if not changes:
-        click.echo(f"credhelper: {target} is already configured")
+        state = "not configured" if remove else "already configured"
+        click.echo(f"credhelper: {target} is {state}")
 
 
 @main.command()

@@ -4,9 +4,7 @@ Nothing here prints a value from a credential: the npmrc check reads a token onl
 whether it is present and still unexpired.
 """
 
-import base64
 import configparser
-import json
 import os
 import shutil
 import stat
@@ -16,10 +14,10 @@ from typing import Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ... import paths
-from ...errors import ConfigError, CredhelperError
+from ...errors import ConfigError
 from ...routing import Router, redact_url
 from ..configure import GIT_HELPER, pip_config_path
-from .report import FAIL, OK, SKIP, WARN, Check, Context
+from .report import FAIL, OK, SKIP, WARN, Check, Context, jwt_expiry
 
 # git helpers that keep what they are given: placed next to ours they would hold a copy of
 # our token (and hand it out after it expired).
@@ -144,32 +142,6 @@ def check_pip(ctx: Context) -> Iterator[Check]:
         yield Check("pip", FAIL, f"{shown}: pip will not ask credhelper", fix)
 
 
-def _expiry(token: str) -> Optional[float]:
-    """The ``exp`` claim of a JWT, without verifying it; None when it is not a JWT."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _awaiting_sign_in(ctx: Context) -> List[str]:
-    """The device-code accounts behind ``[npm] registries`` that the daemon says are signed out."""
-    assert ctx.config is not None
-    signed_out = {a.get("name") for a in (ctx.daemon or {}).get("accounts", [])
-                  if a.get("flow") == "device_code" and not a.get("signed_in")}
-    router, names = Router(ctx.config.routes), []
-    for registry in ctx.config.npm_registries:
-        try:
-            name = router.resolve(registry).account
-        except CredhelperError:
-            continue  # the config check names a registry without a route
-        if name in signed_out and name not in names:
-            names.append(name)
-    return names
-
-
 def check_npm(ctx: Context) -> Iterator[Check]:
     """The managed npmrc block holds a live line for every ``[npm] registries`` entry."""
     from ...sinks.npmrc import block_lines, registry_key
@@ -180,15 +152,17 @@ def check_npm(ctx: Context) -> Iterator[Check]:
     if not ctx.config.npm_registries:
         yield Check("npm", OK, "no [npm] registries configured")
         return
+    from ...toolrecord import REMOVED, ToolRecord
+    from .js import login_fix
+
     npmrc = paths.npmrc_path()
-    waiting = _awaiting_sign_in(ctx)
-    if waiting:
-        # No token can be written before the person signs in; a reload would change nothing.
-        fix = " and ".join(f"run: credhelper login {name}" for name in waiting)
-    elif ctx.daemon is None:
-        fix = "the daemon writes it: credhelper start"
-    else:
-        fix = "the daemon rewrites it after its next token; to force it: credhelper reload"
+    if ToolRecord().state("npm") == REMOVED:
+        yield Check("npm", WARN, f"not kept by credhelper (configure npm --remove): npm, pnpm, bun "
+                    f"and yarn 1 find no token in {npmrc}", "run: credhelper configure npm")
+        return
+    fix = login_fix(ctx, list(ctx.config.npm_registries)) or (
+        "the daemon writes it: credhelper start" if ctx.daemon is None
+        else "the daemon rewrites it after its next token; to force it: credhelper reload")
     try:
         text = npmrc.read_text(encoding="utf-8", errors="replace")
         mode = stat.S_IMODE(os.stat(npmrc).st_mode)
@@ -205,7 +179,7 @@ def check_npm(ctx: Context) -> Iterator[Check]:
     for registry in ctx.config.npm_registries:
         prefix = registry_key(registry) + ":_authToken="
         tokens = [line[len(prefix):].strip() for line in block if line.startswith(prefix)]
-        expiry = _expiry(tokens[0]) if tokens and tokens[0] else None
+        expiry = jwt_expiry(tokens[0]) if tokens and tokens[0] else None
         if not tokens or not tokens[0]:
             fine = False
             yield Check("npm", FAIL, f"{redact_url(registry)}: missing from the credhelper block", fix)
