@@ -4,6 +4,7 @@ Errors are caught in one place (``_Group.invoke``); the exit codes are listed in
 ``commands/exits.py``. The commands' work lives in ``commands/``.
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -70,6 +71,14 @@ def daemon(log_file_only: bool) -> None:
     from .daemon import Daemon
 
     Daemon(foreground=not log_file_only).serve()
+    # serve() has cleaned up and persisted everything; tearing down the interpreter (every
+    # module msal, cryptography and requests loaded, object by object) would take another
+    # 200-300 ms before the process is gone and `credhelper stop` can return. The exit
+    # handlers still run (log flushing, temporary CA bundles removed).
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @main.command()
@@ -94,14 +103,27 @@ def stop() -> None:
     """Stop the daemon."""
     client = Client()
     try:
-        client.call("stop")
+        reply = client.call("stop")
     except DaemonUnavailable:
         click.echo("credhelper: the daemon is not running")
         return
+    pid = reply.get("pid")
     deadline = time.monotonic() + 10
-    while os.path.exists(client.socket_path) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # "stopped" means the process is gone (a daemon of an older version reports no pid: then
+    # its socket going away is the best sign there is)
+    while time.monotonic() < deadline and (
+            _alive(pid) if isinstance(pid, int) else os.path.exists(client.socket_path)):
+        time.sleep(0.01)
     click.echo("credhelper: daemon stopped")
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its parent to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 @main.command()
@@ -286,8 +308,10 @@ def doctor(as_json: bool) -> None:
 
 @main.command()
 @click.option("--keep", is_flag=True, help="Leave the emulator and daemon running afterwards.")
-def demo(keep: bool) -> None:
+@click.option("--device-code", is_flag=True,
+              help="A person signs in (code and sign-in page) instead of the workspace.")
+def demo(keep: bool, device_code: bool) -> None:
     """Run git, pip and npm through credhelper against the local emulator."""
     from .commands.demo import run_demo
 
-    sys.exit(run_demo(keep=keep))
+    sys.exit(run_demo(keep=keep, device_code=device_code))

@@ -9,6 +9,7 @@ network or an error reply, and the request then goes to a worker, which calls it
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -28,7 +29,7 @@ Reply = Dict[str, Any]
 Op = Callable[["Core", Dict[str, Any], Peer], Optional[Reply]]
 
 _UNSAFE = ("\r", "\n", "\0")
-_ROUTE_CACHE = 512
+ROUTE_MEMO = 4096  # URLs whose route is remembered: more than a monorepo's remotes in rotation
 
 
 @dataclass
@@ -51,22 +52,29 @@ class Core:
     started: float = field(default_factory=time.time)
     reload_error: Optional[str] = None
     azure: Any = None                    # the Azure SDKs' loopback endpoint, when [azure] is set
-    # A memo of URL -> route (a git fetch asks for the same URL over and over); tied to the
-    # router it came from, so a reload empties it.
-    _routes: Tuple[Optional[Router], Dict[str, Route]] = field(default=(None, {}), repr=False)
+    # A memo of URL -> route, least recently used out first (a git fetch asks for the same URL
+    # over and over); tied to the router it came from, so a reload empties it.
+    _routes: Tuple[Optional[Router], "OrderedDict[str, Route]"] = field(
+        default=(None, OrderedDict()), repr=False)
+    _routes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def route(self, url: str) -> Route:
         """The route for ``url``, remembered while the router stays the same."""
         router = self.router
-        routes = self._routes
-        if routes[0] is not router:
-            routes = self._routes = (router, {})
-        route = routes[1].get(url)
-        if route is None:
-            route = router.resolve(url)
-            if len(routes[1]) >= _ROUTE_CACHE:
-                routes[1].clear()
-            routes[1][url] = route
+        with self._routes_lock:  # the accept loop and workers share it
+            if self._routes[0] is not router:
+                self._routes = (router, OrderedDict())
+            memo = self._routes[1]
+            route = memo.get(url)
+            if route is not None:
+                memo.move_to_end(url)
+                return route
+        route = router.resolve(url)  # outside the lock: a refusal may take a while to explain
+        with self._routes_lock:
+            if self._routes[0] is router:
+                memo[url] = route
+                if len(memo) > ROUTE_MEMO:
+                    memo.popitem(last=False)
         return route
 
 
@@ -209,9 +217,11 @@ def reload(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
 
 
 def stop(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
-    """Stop the daemon, just after this reply has gone out."""
-    threading.Timer(0.05, core.stop).start()
-    return {"ok": True}
+    """Stop the daemon once this reply has gone out; the pid lets the caller see it end."""
+    # No delay needed for the reply: the listener ends only after its workers, this one
+    # included, have finished.
+    core.stop()
+    return {"ok": True, "pid": os.getpid()}
 
 
 def _interactive_source(core: Core, request: Dict[str, Any]) -> Tuple[str, Any]:

@@ -141,6 +141,11 @@ class Emulator:
         """The container registry as docker names it: ``localhost:PORT``."""
         return self.registry.host
 
+    @property
+    def open_npm_url(self) -> str:
+        """The same registry without auth; served only while ``feeds.open_access`` is True."""
+        return self.feed_base + "/open/npm/"
+
     # -- identities ----------------------------------------------------------------------------
     @property
     def workspace_issuer(self) -> str:
