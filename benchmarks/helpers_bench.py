@@ -4,12 +4,13 @@ each beside ``git-credential-entra`` answering the same warm ``get`` in the same
 
 import json
 import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from typing import Callable, List
 
 from harness import BIN, Workspace
-from run import median_ms, percentile, table, time_runs
+from stats import median_ms, percentile, table, time_runs
 
 MANAGEMENT = "https://management.azure.com/.default"
 
@@ -42,9 +43,14 @@ def bench_helpers(ws: Workspace, runs: int = 30) -> None:
     host = em.feed_base.split("//", 1)[1]
     cargo_request = json.dumps({"v": 1, "kind": "get", "operation": "read", "args": [],
                                 "registry": {"index-url": em.cargo_index, "name": "entra"}}) + "\n"
+    git_query = f"protocol=https\nhost={host}\npath=git/demo.git\n\n"
+    import credhelper.frontends.git_main as git_main
+
     helpers = [
-        ("git-credential-entra get (reference)", [str(BIN / "git-credential-entra"), "get"],
-         f"protocol=https\nhost={host}\npath=git/demo.git\n\n"),
+        ("git helper as `configure git` runs it: python -I -S git_main.py get (reference)",
+         [sys.executable, "-I", "-S", git_main.__file__, "get"], git_query),
+        ("git-credential-entra get (console script)", [str(BIN / "git-credential-entra"), "get"],
+         git_query),
         ("docker-credential-entra get", [str(BIN / "docker-credential-entra"), "get"],
          em.registry_host),
         ("cargo-credential-entra, hello + one get",

@@ -10,13 +10,12 @@ stderr. Standard library only: this runs on every pull.
 
 from __future__ import annotations
 
-import json
 import sys
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every docker call
 if TYPE_CHECKING:
-    from typing import BinaryIO, Optional, TextIO
+    from typing import BinaryIO, Dict, Optional, TextIO
 
-from .. import __version__
+from .. import __version__, flatjson
 from ..client import Client
 from ..errors import CredhelperError, NoRoute, RequestError
 from .common import GET_TIMEOUT, say, starter
@@ -66,9 +65,17 @@ def _get(server_url: str, stdout: BinaryIO, stderr: TextIO, client: Client) -> i
         say(stderr, "the daemon returned an unusable credential; nothing sent to docker")
         return _not_found(stdout)
     answer = {"ServerURL": server_url.strip(), "Username": username, "Secret": token}
-    stdout.write(json.dumps(answer).encode() + b"\n")
+    stdout.write(_dumps(answer).encode() + b"\n")
     stdout.flush()
     return 0
+
+
+def _dumps(message: Dict[str, str]) -> str:
+    # flatjson spells a flat object of strings exactly as json would, without importing json
+    # (and re, enum) on every pull
+    text = flatjson.dumps(message)
+    assert text is not None  # only strings go in
+    return text
 
 
 def _list(stdout: BinaryIO, stderr: TextIO, client: Client) -> int:
@@ -77,7 +84,7 @@ def _list(stdout: BinaryIO, stderr: TextIO, client: Client) -> int:
     except CredhelperError as exc:
         say(stderr, exc.message)
         hosts = {}
-    stdout.write(json.dumps({str(h): str(u) for h, u in dict(hosts).items()}).encode() + b"\n")
+    stdout.write(_dumps({str(h): str(u) for h, u in dict(hosts).items()}).encode() + b"\n")
     stdout.flush()
     return 0
 
