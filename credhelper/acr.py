@@ -8,6 +8,7 @@ a warm ``docker pull`` never waits on the network.
 """
 
 import base64
+import http.client
 import json
 import logging
 import ssl
@@ -16,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from .clock import Clock
 from .errors import AuthFailed, CredhelperError, IdpUnavailable
@@ -58,7 +59,7 @@ def exchange(host: str, access_token: str, ca_bundle: Optional[str] = None) -> s
     except urllib.error.HTTPError as exc:
         raise AuthFailed("the registry {} refused the token exchange (HTTP {}{})".format(
             host, exc.code, _error_code(exc))) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         raise IdpUnavailable("cannot reach the registry {} for the token exchange: {}".format(
             host, getattr(exc, "reason", None) or exc.__class__.__name__)) from None
     try:
@@ -101,7 +102,7 @@ class RegistryTokens:
         self._held: Dict[Key, RegistryToken] = {}
         self._lock = threading.Lock()
         self._flights: Dict[Key, threading.Lock] = {}
-        self._renewing: set = set()
+        self._renewing: Set[Key] = set()
 
     def __repr__(self) -> str:
         return "RegistryTokens({} held)".format(len(self._held))

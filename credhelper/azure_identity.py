@@ -9,6 +9,7 @@ socket; nothing is kept at rest that outlives the daemon.
 """
 
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -195,8 +196,6 @@ class _Handler(BaseHTTPRequestHandler):
                 status, body, outcome = 500, _error(500, "internal error"), "error"
         owner.audit(event="azure_token", port=self.client_address[1], uid=peer_uid,
                     resource=query.get("resource", "")[:200], outcome=outcome)
-        import json
-
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -148,3 +148,17 @@ def test_audit_records_registry_gets_without_tokens(dws: Workspace) -> None:
     entries = [json.loads(line) for line in audit.splitlines() if '"registry_get"' in line]
     assert entries and entries[-1]["outcome"] == "ok" and entries[-1]["tool"] == "docker"
     assert os.stat(dws.state_dir / "audit.log").st_mode & 0o077 == 0
+
+
+def test_a_registry_that_refuses_the_exchange_is_one_line_and_the_daemon_lives(ws: Workspace) -> None:
+    """An `acr` route to a host that is no registry (the IdP answers 404 at /oauth2/exchange)."""
+    em = ws.em
+    idp_host = em.idp_base[len("https://"):]
+    ws.write_config(ws.federated_account(), [
+        {"url": f"https://{idp_host}/", "account": "workspace", "preset": "acr"}])
+    ws.start_daemon()
+    done = helper(ws, "get", idp_host)
+    assert done.returncode == 1 and done.stdout.strip() == "credentials not found in native keychain"
+    assert "refused the token exchange (HTTP 404" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert ws.client().ping()

@@ -62,7 +62,7 @@ class Registry:
         config = json.dumps({"architecture": "amd64", "os": "linux",
                              "config": {"Labels": {"repository": repository, "tag": tag}},
                              "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-        layer = packages_layer(repository, tag)
+        layer = _layer(repository, tag)
         manifest = json.dumps({
             "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
             "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": _digest(config)},
@@ -218,7 +218,7 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def packages_layer(repository: str, tag: str) -> bytes:
+def _layer(repository: str, tag: str) -> bytes:
     """A tiny gzipped tar layer holding one file that names the image."""
     import gzip
     import io
