@@ -156,3 +156,19 @@ def test_configure_all_takes_cargo_only_for_a_routed_registry(cws: Workspace) ->
     cws.credhelper("configure", "all")
     assert "global-credential-providers" in path.read_text()
     cws.credhelper("configure", "cargo", "--remove")
+
+
+def test_doctor_says_when_a_routed_registry_has_no_provider(cws: Workspace) -> None:
+    path = Path(cws.env["CARGO_HOME"]) / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[registries.entra]\nindex = "{cws.em.cargo_index}"\n')
+
+    def cargo_check() -> Dict[str, Any]:
+        done = cws.credhelper("doctor", "--json", check=False, cwd=str(cws.root))
+        [found] = [c for c in json.loads(done.stdout)["checks"] if c["name"] == "cargo"]
+        return found
+
+    assert cargo_check()["fix"] == "run: credhelper configure cargo"
+    cws.credhelper("configure", "cargo")
+    assert cargo_check()["status"] == "ok"
+    cws.credhelper("configure", "cargo", "--remove")

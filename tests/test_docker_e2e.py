@@ -162,3 +162,18 @@ def test_a_registry_that_refuses_the_exchange_is_one_line_and_the_daemon_lives(w
     assert "refused the token exchange (HTTP 404" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert ws.client().ping()
+
+
+def doctor_checks(ws: Workspace, name: str) -> List[Dict[str, Any]]:
+    """The `credhelper doctor --json` findings called ``name``."""
+    done = ws.credhelper("doctor", "--json", check=False, cwd=str(ws.root))
+    return [c for c in json.loads(done.stdout)["checks"] if c["name"] == name]
+
+
+def test_doctor_says_when_docker_lacks_the_helper(dws: Workspace) -> None:
+    dws.credhelper("configure", "docker", "--remove")
+    [found] = doctor_checks(dws, "docker")
+    assert found["status"] == "warn" and found["fix"] == "run: credhelper configure docker"
+    dws.credhelper("configure", "docker")
+    [found] = doctor_checks(dws, "docker")
+    assert found["status"] == "ok" and dws.em.registry_host in found["message"]

@@ -47,7 +47,7 @@ def docker_config_path() -> Path:
     return base / "config.json"
 
 
-def _read_json(path: Path) -> Dict[str, Any]:
+def read_json(path: Path) -> Dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -69,7 +69,7 @@ def configure_docker(config: Config, dry_run: bool = False, remove: bool = False
                      helper_exe: Optional[str] = None) -> List[str]:
     """Set (or with ``remove`` unset) ``credHelpers[host] = "entra"`` for each ACR route."""
     path = docker_config_path()
-    data = _read_json(path)
+    data = read_json(path)
     helpers = data.get("credHelpers", {})
     if not isinstance(helpers, dict):
         raise ConfigError(f"{path}: credHelpers is not an object; fix it by hand first")
