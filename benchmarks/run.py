@@ -36,14 +36,16 @@ def _ratio_rows(pairs: Sequence[Tuple[str, List[float], List[float]]], target: s
 def bench_git(ws: Workspace, runs: int = 30) -> None:
     """git credential fill/approve/reject through credhelper's set-up vs git credential-cache."""
     from credhelper import paths
-    from credhelper.commands.configure import git_helpers
 
     host = ws.em.feed_base.split("//", 1)[1]
     query = f"protocol=https\nhost={host}\npath=git/demo.git\n\n"
     token = ws.client().get(ws.em.git_url("demo.git"))["token"]
     stored = f"protocol=https\nhost={host}\npath=git/demo.git\nusername=workspace\npassword={token}\n\n"
     other = f"protocol=https\nhost={host}\npath=git/demo.git\nusername=x\npassword=not-ours\n\n"
-    ws.credhelper("configure", "git")  # reset, cache --socket=<git socket>, the wrapper
+    ws.credhelper("configure", "git")  # reset, cache --socket=<git socket>, the fallback
+    configured = ws.git("config", "--global", "-z", "--get-all",
+                        f"credential.{ws.em.feed_base}.helper").stdout.split("\0")[:-1]
+    assert configured[0] == "" and configured[1].startswith("cache "), configured
 
     def helpers(values: List[str]) -> List[str]:
         cmd = ["git", "-c", "credential.useHttpPath=true"]
@@ -51,9 +53,9 @@ def bench_git(ws: Workspace, runs: int = 30) -> None:
             cmd += ["-c", f"credential.helper={value}"]
         return cmd
 
-    ours = helpers(git_helpers()[1:])
-    fallback = helpers(git_helpers()[-1:])
-    shim = helpers(["entra"])  # the console script, as before the wrapper
+    ours = helpers(configured[1:])
+    fallback = helpers(configured[-1:])
+    shim = helpers(["entra"])  # the console script, as configure git set it before
     cache_sock = ws.root / "cc" / "sock"
     cache = helpers([f"cache --socket={cache_sock}"])
     ws.run(cache + ["credential", "approve"], input=stored)
@@ -290,6 +292,9 @@ def main() -> int:
             only = os.environ.get("CREDHELPER_BENCH_ONLY")
             if only == "throughput":  # a quick loop while tuning the daemon
                 bench_throughput(ws)
+                return 0
+            if only == "git":
+                bench_git(ws)
                 return 0
             if only == "daemon":  # the rows issue 10 added for the daemon
                 bench_scale(root, em)
