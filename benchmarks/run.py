@@ -324,6 +324,8 @@ def main() -> int:
             from pip_bench import bench_keyring, bench_pip
             bench_keyring(ws)
             bench_pip(ws)
+            from npm_bench import bench_npm
+            bench_npm(ws)
         finally:
             ws.stop_daemon()
             em.stop()

@@ -277,8 +277,10 @@ def doctor(as_json: bool) -> None:
 
 @main.command()
 @click.option("--keep", is_flag=True, help="Leave the emulator and daemon running afterwards.")
-def demo(keep: bool) -> None:
+@click.option("--device-code", is_flag=True,
+              help="A person signs in (code and sign-in page) instead of the workspace.")
+def demo(keep: bool, device_code: bool) -> None:
     """Run git, pip and npm through credhelper against the local emulator."""
     from .commands.demo import run_demo
 
-    sys.exit(run_demo(keep=keep))
+    sys.exit(run_demo(keep=keep, device_code=device_code))
