@@ -321,6 +321,7 @@ def main() -> int:
             bench_scale(root, em)
             ws.default_config()
             bench_stop(ws)
+            ws.start_daemon()
             from pip_bench import bench_keyring, bench_pip
             bench_keyring(ws)
             bench_pip(ws)
