@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 PNPM_VERSION := 10.34.9
 PNPM_STAMP   := .tools/.pnpm-$(PNPM_VERSION)
 
-.PHONY: demo test bench clean deps
+.PHONY: demo test bench fleet clean deps
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,12 @@ deps:
 test: $(STAMP) deps $(PNPM_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) fleet
 	$(PY) benchmarks/run.py
+
+# A simulated workday of 10,000 workspaces on credhelper's refresh arithmetic; writes docs/fleet.png.
+fleet: $(STAMP)
+	$(PY) benchmarks/fleet.py --png docs/fleet.png
 
 clean:
 	rm -rf $(VENV) .tools build *.egg-info
