@@ -13,11 +13,12 @@ Exit codes:
     130  login: interrupted (Ctrl-C); the sign-in is cancelled in the daemon too
 """
 
+import functools
 import json
 import os
 import sys
 import time
-from typing import Any, Dict, NoReturn, Optional
+from typing import Any, Callable, Dict, List, NoReturn, Optional
 
 import click
 
@@ -224,18 +225,27 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @main.command()
 @click.option("--azure-devops", "org", help="Routes for this Azure DevOps organisation.")
 @click.option("--gitpod", is_flag=True, help="Workspace identity from `gp idp token`.")
+@click.option("--ona", is_flag=True, help="Environment identity from `ona idp token`.")
+@click.option("--projects", type=click.IntRange(min=1),
+              help="With --ona: how many Ona projects will use this app (Entra allows 20 "
+                   "federated credentials per app).")
 @click.option("--device-code", is_flag=True, help="A person signs in with a device code.")
 @click.option("--tenant", help="Entra tenant id or domain.")
 @click.option("--client-id", help="Application (client) id.")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
-         client_id: Optional[str], force: bool) -> None:
+def init(org: Optional[str], gitpod: bool, ona: bool, projects: Optional[int],
+         device_code: bool, tenant: Optional[str], client_id: Optional[str],
+         force: bool) -> None:
     """Write a starter config file."""
     from .init_config import run_init
 
+    advice: Optional[Callable[[], List[str]]] = None
+    if ona:
+        from .init_ona import ona_advice
+        advice = functools.partial(ona_advice, str(client_id), projects)
     try:
         sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
-                          client_id=client_id, force=force))
+                          client_id=client_id, force=force, ona=ona, advice=advice))
     except CredhelperError as exc:
         fail(exc)
 

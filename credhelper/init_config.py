@@ -45,15 +45,17 @@ def render_config(
     tenant: Optional[str] = None,
     client_id: Optional[str] = None,
     authority: Optional[str] = None,
+    ona: bool = False,
 ) -> str:
     """A commented starter ``config.toml``: one account, and routes for the chosen presets.
 
-    ``gitpod`` makes the account federated on ``gp idp token``; otherwise (or with
-    ``device_code``) a person signs in with ``credhelper login``. ``authority`` replaces
-    ``https://login.microsoftonline.com/<tenant>`` (a sovereign cloud, the emulator).
+    ``gitpod`` makes the account federated on ``gp idp token``, ``ona`` on the Ona environment's
+    identity; otherwise (or with ``device_code``) a person signs in with ``credhelper login``.
+    ``authority`` replaces ``https://login.microsoftonline.com/<tenant>`` (a sovereign cloud,
+    the emulator).
     """
-    if gitpod and device_code:
-        raise ConfigError("choose one of --gitpod and --device-code")
+    if gitpod + device_code + ona > 1:
+        raise ConfigError("choose one of --gitpod, --ona and --device-code")
     client_id = _check(_CLIENT_ID, client_id, "--client-id")
     if authority is None:
         authority = "https://login.microsoftonline.com/" + _check(_TENANT, tenant, "--tenant")
@@ -67,7 +69,7 @@ def render_config(
         f"authority = {_q(authority)}",
         f"client_id = {_q(client_id)}",
     ]
-    lines += _gitpod_account() if gitpod else _device_code_account()
+    lines += _gitpod_account() if gitpod else _ona_account() if ona else _device_code_account()
     lines += _azure_devops_routes(_check(_ORG, azure_devops, "--azure-devops")) if azure_devops \
         else _example_route()
     return "\n".join(lines) + "\n"
@@ -80,6 +82,17 @@ def _gitpod_account() -> List[str]:
         "# for this workspace's issuer, subject and audience.",
         'flow = "federated"',
         "assertion_command = [" + ", ".join(_q(word) for word in GITPOD_ASSERTION) + "]",
+    ]
+
+
+def _ona_account() -> List[str]:
+    return [
+        "# The environment proves who it is with its Ona OIDC token (`ona idp token`); Entra",
+        "# trades it for an access token. No secret and no sign-in: the app registration needs",
+        "# a federated credential for the issuer, subject and audience `credhelper init --ona`",
+        "# printed.",
+        'flow = "federated"',
+        'assertion_provider = "ona"',
     ]
 
 
@@ -162,20 +175,26 @@ def federated_credential_hint(token: str) -> Dict[str, str]:
 def run_init(
     org: Optional[str] = None, gitpod: bool = False, device_code: bool = False,
     tenant: Optional[str] = None, client_id: Optional[str] = None, force: bool = False,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = print, ona: bool = False,
+    advice: Optional[Callable[[], List[str]]] = None,
 ) -> int:
-    """``credhelper init``: write the starter config; with ``gitpod``, say what to register."""
+    """``credhelper init``: write the starter config; when federated, say what to register.
+
+    ``advice`` tells what to register for a platform other than Gitpod (``init_ona``).
+    """
     text = render_config(azure_devops=org, gitpod=gitpod, device_code=device_code,
-                         tenant=tenant, client_id=client_id)
+                         tenant=tenant, client_id=client_id, ona=ona)
     path = paths.config_path()
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; add --force to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text.encode("utf-8"), 0o600)
     echo(f"credhelper: wrote {path}")
-    if gitpod:
-        for line in _federation_advice(str(client_id)):
+    if gitpod or advice is not None:
+        for line in _federation_advice(str(client_id)) if gitpod else advice():
             echo(line)
+    elif ona:
+        echo("credhelper: next, run: credhelper start")
     else:
         echo("credhelper: next, run: credhelper start && credhelper login")
     return 0
