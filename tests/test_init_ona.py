@@ -11,7 +11,7 @@ from typing import Dict
 import pytest
 
 from credhelper import config
-from credhelper.init_ona import sub_parts, subject_warnings
+from credhelper.commands.init_ona import sub_parts, subject_warnings
 from credhelper.emulator.workload import SUBJECTS
 from harness import BIN
 

@@ -15,7 +15,7 @@ import pytest
 
 from credhelper import protocol
 from credhelper.logs import AuditLog
-from credhelper.server import Peer, SocketServer
+from credhelper.listener import Peer, SocketServer
 
 GET = protocol.encode({"v": 1, "op": "get", "url": "https://h.example/x", "for": "test"})
 

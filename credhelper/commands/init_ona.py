@@ -9,9 +9,9 @@ names an environment or a person changes with each one and cannot be registered 
 
 from typing import List, Optional
 
-from .auth.providers import EXCHANGE_AUDIENCE, fetch_assertion
-from .errors import AuthFailed, ConfigError
-from .init_config import federated_credential_hint
+from ..auth.providers import EXCHANGE_AUDIENCE, fetch_assertion
+from ..errors import AuthFailed, ConfigError
+from .init import federated_credential_hint
 
 ENTRA_LIMIT = 20
 # V3 sub parts that stay the same for every environment of a project
