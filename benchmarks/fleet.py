@@ -126,16 +126,17 @@ def simulate(day: Day, spread_first: bool) -> Result:
         tokens = min(day.bucket, tokens + (at - last) * day.per_second)
         last = at
         key = (w, s)
-        if tokens < 1 and not day.feedback:
-            throttled += 1              # counted, and served anyway: see Day.feedback
-        elif tokens < 1:                # 429, Retry-After: 60; the daemon backs off
+        if tokens >= 1:
+            tokens -= 1
+        elif day.feedback:              # 429, Retry-After: 60; the daemon backs off
             throttled += 1
             failures[key] = failures.get(key, 0) + 1
             held = expires.get(key)
             cover = held - at if held is not None else None
             push(at + schedule.backoff(failures[key], rng.random(), RETRY_AFTER, cover), 0, w, s)
             continue
-        tokens = max(tokens - 1, 0.0)
+        else:
+            throttled += 1              # counted, and served anyway: see Day.feedback
         lifetime = rng.uniform(*LIFETIME)
         first = key not in expires
         expires[key] = at + lifetime
