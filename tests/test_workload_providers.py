@@ -224,6 +224,11 @@ flow = "federated"
 '''
 
 
+def test_config_and_the_providers_agree_on_names_and_audience():
+    assert config.ASSERTION_PROVIDERS == PROVIDERS
+    assert config.EXCHANGE_AUDIENCE == AUDIENCE
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_config_accepts_each_provider_with_the_default_audience(provider):
     parsed = config.parse(BASE + f'assertion_provider = "{provider}"\n', Path("c.toml"))
