@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import routing
+from .routing import DuplicateRoute, Route
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
 from .tomlpos import Locator, PathPart
 
@@ -23,7 +24,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
-PRESETS = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
+PRESETS: Dict[str, Tuple[str, ...]] = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
 # DESIGN §8a; kept here (not imported from auth.providers) so reading a config loads no HTTP stack.
 ASSERTION_PROVIDERS = ("ona", "gitpod", "github_actions", "azure_workload_identity", "auto")
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
@@ -39,6 +40,7 @@ _FLOW_KEYS = {
 _ACCOUNT_KEYS = {"authority", "oidc_authority", "client_id", "flow", "ca_bundle"}.union(
     *_FLOW_KEYS.values())
 _ROUTE_KEYS = {"url", "account", "scopes", "preset", "username"}
+_AUTHORITY_END = re.compile(r"[/?#]")
 _TOP_KEYS = {"accounts", "routes", "npm"}
 _NPM_KEYS = {"registries"}
 _SECRET_KEYS = {
@@ -68,16 +70,6 @@ class Account:
     certificate_file: Optional[str] = None
     managed_identity_client_id: Optional[str] = None
     ca_bundle: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class Route:
-    """URLs under ``url`` get tokens of ``account`` for ``scopes``."""
-
-    url: str
-    account: str
-    scopes: Tuple[str, ...]
-    username: str
 
 
 @dataclass(frozen=True)
@@ -135,11 +127,13 @@ def key_name(where: Tuple[PathPart, ...]) -> str:
 
 class _Checker:
     def __init__(self, text: str, path: Path) -> None:
-        self.locator = Locator(text)
+        self.text = text
         self.path = path
 
     def fail(self, where: Tuple[PathPart, ...], message: str) -> ConfigError:
-        line = self.locator.line(where)
+        # Line numbers are found only for an error: scanning 10,000 routes' lines costs more
+        # than checking them.
+        line = Locator(self.text).line(where)
         return ConfigError(f"{self.path}:{line}: {key_name(where)}: {message}")
 
     def check(self, doc: Dict[str, Any]) -> Config:
@@ -151,10 +145,13 @@ class _Checker:
         if not isinstance(raw_routes, list):
             raise self.fail(("routes",), "must be an array of tables ([[routes]])")
         routes = tuple(self.route(i, raw, parsed) for i, raw in enumerate(raw_routes))
-        self.no_duplicate_routes(routes)
+        try:
+            router = routing.Router(routes)
+        except DuplicateRoute as exc:
+            raise self.fail(("routes", exc.index, "url"), f"same URL as routes[{exc.first + 1}]") from exc
         npm = self.table(doc, ("npm",))
         self.known_keys(npm, ("npm",), _NPM_KEYS)
-        registries = self.registries(npm.get("registries", []), routes)
+        registries = self.registries(npm.get("registries", []), router)
         return Config(self.path, parsed, routes, registries)
 
     def no_inline_secrets(self, value: Any, where: Tuple[PathPart, ...]) -> None:
@@ -177,14 +174,14 @@ class _Checker:
                                                 f"{', '.join(sorted(known))})")
 
     def table(self, parent: Dict[str, Any], where: Tuple[PathPart, ...]) -> Dict[str, Any]:
-        value = parent.get(where[-1], {})
+        value = parent.get(str(where[-1]), {})
         if not isinstance(value, dict):
             raise self.fail(where, "must be a table")
         return value
 
     def string(self, table: Dict[str, Any], where: Tuple[PathPart, ...],
                required: bool = False) -> Optional[str]:
-        value = table.get(where[-1])
+        value = table.get(str(where[-1]))
         if value is None:
             if required:
                 raise self.fail(where, "missing (required)")
@@ -201,13 +198,13 @@ class _Checker:
     def url_value(self, value: Any, where: Tuple[PathPart, ...]) -> str:
         if not isinstance(value, str) or not value.lower().startswith("https://"):
             raise self.fail(where, "must be an https URL")
-        authority = re.split(r"[/?#]", value[len("https://"):], maxsplit=1)[0]
+        authority = _AUTHORITY_END.split(value[len("https://"):], maxsplit=1)[0]
         if "@" in authority:
             raise self.fail(where, "must not contain a user name or password")
         if "?" in value or "#" in value:
             raise self.fail(where, "must not contain a query (?) or fragment (#)")
         try:
-            routing.canonical(value)
+            routing.route_target(value)  # remembered: the Router built next needs it too
         except routing.Refused as exc:
             raise self.fail(where, f"not a usable URL: {exc.why}") from exc
         return value
@@ -317,20 +314,10 @@ class _Checker:
             raise self.fail(where, "must be a non-empty list of scope strings without spaces")
         return tuple(value)
 
-    def no_duplicate_routes(self, routes: Tuple[Route, ...]) -> None:
-        seen: Dict[Tuple[str, int, Tuple[str, ...]], int] = {}
-        for index, route in enumerate(routes):
-            target = routing.canonical(route.url)
-            key = (target.host, target.port, target.path or ())
-            if key in seen:
-                raise self.fail(("routes", index, "url"), f"same URL as routes[{seen[key] + 1}]")
-            seen[key] = index
-
-    def registries(self, value: Any, routes: Tuple[Route, ...]) -> Tuple[str, ...]:
+    def registries(self, value: Any, router: routing.Router) -> Tuple[str, ...]:
         where: Tuple[PathPart, ...] = ("npm", "registries")
         if not isinstance(value, list):
             raise self.fail(where, "must be a list of registry URLs")
-        router = routing.Router(routes)
         out: List[str] = []
         for index, item in enumerate(value):
             url = self.url_value(item, where + (index,))

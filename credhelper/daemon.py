@@ -12,24 +12,27 @@ import random
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import __version__, config as config_mod, ops, paths, systemd
 from .auth import make_source
 from .auth.base import Token
 from .clock import SystemClock
-from .errors import ConfigError
+from .errors import ConfigError, CredhelperError
+from .gitcache import CacheServer, bind_cache_socket
 from .keystore import choose_keystore
-from .listener import SocketServer, bind_unix
+from .listener import Peer, SocketServer, bind_unix
 from .logs import AuditLog, setup_logging
 from .msal_cache import Sessions
 from .refresher import Refresher
 from .routing import Router
 from .sinks.keeper import SinkKeeper, open_sinks
 from .tokens import TokenManager
+from .toolrecord import ToolRecord
 from .vault import Vault
 
 log = logging.getLogger("credhelper.daemon")
+Listener = Union[SocketServer, CacheServer]  # each has serve_forever() and shutdown()
 
 
 class Daemon:
@@ -51,16 +54,19 @@ class Daemon:
         tokens = TokenManager(self._build_sources(config, None), clock, rng=rng or random.Random(),
                               on_token=self._on_token)
         self.refresher = Refresher(tokens, clock)
-        self.sinks = SinkKeeper(open_sinks(config), tokens, self.refresher.wake,
+        # `configure TOOL --remove` takes a tool's file off the daemon's hands, across restarts
+        self.tools = ToolRecord(self.state_dir)
+        self.sinks = SinkKeeper(open_sinks(config, self.tools), tokens, self.refresher.wake,
                                 resolve=lambda url: self.core.router.resolve(url))
         self.core = ops.Core(
             config=config, router=Router(config.routes), tokens=tokens, sessions=self.sessions,
             sinks=self.sinks, audit=AuditLog(self.state_dir / "audit.log"), keystore=keystore,
             config_path=self.config_path, socket_path=self.socket_path, state_dir=self.state_dir,
             reload=self.reload, stop=self.stop)
-        self._servers: List[SocketServer] = []
+        self._servers: List[Listener] = []
         self._where = ""
         self._watcher: Any = None
+        self._tools_watcher: Any = None
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -77,7 +83,7 @@ class Daemon:
         self.sessions.persist()
         self.sinks.on_token(account, scopes, token)
 
-    def _listeners(self, wake_fd: int) -> List[SocketServer]:
+    def _listeners(self, wake_fd: int) -> List[Listener]:
         """Every socket the daemon serves; the first runs on the main thread and sees signals.
 
         Another listener (another protocol, another socket) is one more entry here, calling the
@@ -89,9 +95,13 @@ class Daemon:
         else:
             sock, owned_path = bind_unix(self.socket_path), self.socket_path
         self._where = str(owned_path or "a socket from systemd")
-        return [SocketServer(sock, functools.partial(ops.handle, self.core), self.core.audit,
-                             path=owned_path, wake_fd=wake_fd,
-                             fast=functools.partial(ops.fast, self.core))]
+        listeners: List[Listener] = [
+            SocketServer(sock, functools.partial(ops.handle, self.core), self.core.audit,
+                         path=owned_path, wake_fd=wake_fd, fast=functools.partial(ops.fast, self.core))]
+        git = self._git_listener()
+        if git is not None:
+            listeners.append(git)
+        return listeners
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -135,6 +145,26 @@ class Daemon:
             os.close(wake_w)
             self._cleanup()
 
+    def _git_listener(self) -> Optional[CacheServer]:
+        """The second socket, for git's credential-cache client; without it git still has entra."""
+        path = paths.git_cache_socket(self.socket_path)
+        try:
+            sock = bind_cache_socket(path)
+        except (ConfigError, OSError) as exc:
+            log.warning("no git cache-protocol socket (%s); git uses the entra helper",
+                        getattr(exc, "message", None) or exc)
+            return None
+        return CacheServer(sock, path, self._git_get, self._git_erase, self.core.audit)
+
+    def _git_get(self, url: str, peer: Peer, may_wait: bool) -> Optional[Dict[str, Any]]:
+        return ops.get(self.core, {"op": "get", "url": url, "for": "git"}, peer, may_wait)
+
+    def _git_erase(self, url: str, offered: str, peer: Peer) -> None:
+        try:
+            ops.invalidate(self.core, {"op": "invalidate", "url": url, "token": offered}, peer)
+        except CredhelperError:
+            pass  # not a routed URL: nothing of ours to drop
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if signum == signal.SIGHUP:
             threading.Thread(target=self._reload_logged, daemon=True).start()
@@ -150,8 +180,9 @@ class Daemon:
 
     def _cleanup(self) -> None:
         self.refresher.stop()
-        if self._watcher is not None:
-            self._watcher.stop()
+        for watcher in (self._watcher, self._tools_watcher):
+            if watcher is not None:
+                watcher.stop()
         self.sinks.stop()
         self.sessions.persist()
         self.core.audit.close()
@@ -162,6 +193,8 @@ class Daemon:
 
         self._watcher = FileWatcher(self.config_path, self.reload)
         self._watcher.start()
+        self._tools_watcher = FileWatcher(self.tools.path, self.sinks.tools_changed)
+        self._tools_watcher.start()
 
     def _reload_logged(self) -> None:
         try:

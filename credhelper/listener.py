@@ -12,7 +12,6 @@ import stat
 import struct
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
@@ -20,6 +19,7 @@ from typing import Any, Callable, Dict, Optional
 from . import paths, protocol
 from .errors import Busy, ConfigError, CredhelperError, Forbidden, RequestError
 from .logs import AuditLog
+from .workers import Workers
 
 log = logging.getLogger("credhelper.listener")
 
@@ -137,7 +137,7 @@ class SocketServer:
         self._path = path
         self._handler = handler
         self._audit = audit
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="credhelper-conn")
+        self._pool = Workers(workers, "credhelper-conn")  # idle threads end after a burst
         self._pending = threading.BoundedSemaphore(max_pending)
         self._read_timeout = read_timeout
         self._uid = os.getuid()
@@ -207,7 +207,7 @@ class SocketServer:
                     os.unlink(self._path)
                 except FileNotFoundError:
                     pass
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel=True)
             with self._pipe_lock:
                 os.close(self._stop_r)
                 os.close(self._stop_w)
@@ -235,7 +235,7 @@ class SocketServer:
             conn.close()
             return
         try:
-            self._pool.submit(self._serve_one, conn, start)
+            self._pool.submit(self._serve_one, conn, start or b"")
         except RuntimeError:  # pool shut down
             self._pending.release()
             conn.close()

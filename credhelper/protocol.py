@@ -5,11 +5,12 @@ This module is on the hot path: standard library only, no I/O beyond the socket 
 
 from __future__ import annotations
 
-import json
-import socket
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
+    import socket  # socket.py pulls in selectors and enum: the client uses _socket
     from typing import Any, Dict
+
+from . import flatjson
 
 from .errors import CredhelperError, RequestError
 
@@ -21,12 +22,18 @@ OPS = frozenset({
 })
 
 
-# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_ENCODER = None  # built once, on first use: json.dumps(**kw) builds a new encoder per call
 
 
 def encode(message: Dict[str, Any]) -> bytes:
     """Serialise one message as a single JSON line."""
+    flat = flatjson.dumps(message)  # no json import for what git and pip send and receive
+    if flat is not None:
+        return flat.encode("ascii") + b"\n"
+    global _ENCODER
+    if _ENCODER is None:
+        import json
+        _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
     return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
@@ -35,7 +42,11 @@ def decode(data: bytes) -> Dict[str, Any]:
     if len(data) > MAX_MESSAGE:
         raise RequestError(f"message larger than {MAX_MESSAGE} bytes")
     try:
-        message = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        message = flatjson.loads(text)
+        if message is None:  # not flat, or not JSON at all: json has the last word
+            import json
+            message = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestError("message is not a JSON object") from exc
     if not isinstance(message, dict):

@@ -79,6 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cli_cmd.add_argument("--subject", default=None)
         cli_cmd.add_argument("--decode", action="store_true")
     args = parser.parse_args(argv)
+    args.dir = args.dir.absolute()  # git runs in subdirectories of it: a relative one would miss
     if args.command == "serve":
         return serve(args.dir, args.port_idp, args.port_feed, args.port_msi)
     if args.words != ["idp", "token"]:

@@ -133,6 +133,11 @@ class Emulator:
         """The npm registry URL."""
         return self.feed_base + "/npm/"
 
+    @property
+    def open_npm_url(self) -> str:
+        """The same registry without auth; served only while ``feeds.open_access`` is True."""
+        return self.feed_base + "/open/npm/"
+
     # -- identities ----------------------------------------------------------------------------
     @property
     def workspace_issuer(self) -> str:
