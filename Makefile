@@ -26,7 +26,7 @@ JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VER
 OLD_PIP_VERSION := 23.3.2
 OLD_PIP_WHEEL   := .tools/pip/pip-$(OLD_PIP_VERSION)-py3-none-any.whl
 
-.PHONY: demo test test-fast bench clean deps
+.PHONY: demo test test-fast bench fleet clean deps
 
 # pip's own lines (Collecting, Installing) are the progress of the ~30 s first install.
 $(STAMP): setup.cfg setup.py pyproject.toml
@@ -84,8 +84,12 @@ test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(OLD_PIP_WHEEL)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m 'not e2e' $(PYTEST_ARGS)
 
-bench: $(STAMP) $(JS_STAMP)
+bench: $(STAMP) $(JS_STAMP) fleet
 	$(PY) benchmarks/run.py
+
+# A simulated workday of 10,000 workspaces on credhelper's refresh arithmetic; writes docs/fleet.png.
+fleet: $(STAMP)
+	$(PY) benchmarks/fleet.py --png docs/fleet.png
 
 clean:
 	rm -rf $(VENV) .tools build *.egg-info

@@ -5,6 +5,7 @@ Errors are caught in one place (``_Group.invoke``); the exit codes are listed in
 """
 
 import atexit
+import functools
 import json
 import os
 import shutil
@@ -277,6 +278,10 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @main.command()
 @click.option("--azure-devops", "org", help="Routes for this Azure DevOps organisation.")
 @click.option("--gitpod", is_flag=True, help="Workspace identity from `gp idp token`.")
+@click.option("--ona", is_flag=True, help="Environment identity from `ona idp token`.")
+@click.option("--projects", type=click.IntRange(min=1),
+              help="With --ona: how many Ona projects will use this app (Entra allows 20 "
+                   "federated credentials per app).")
 @click.option("--device-code", is_flag=True, help="A person signs in with a device code.")
 @click.option("--tenant", help="Entra tenant id or domain.")
 @click.option("--client-id", help="Application (client) id.")
@@ -286,15 +291,20 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @click.option("--scope", "scopes", multiple=True,
               help="Scope for the --url routes (repeatable; default: the Azure DevOps preset).")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
-         client_id: Optional[str], authority: Optional[str], ca_bundle: Optional[str],
-         urls: Tuple[str, ...], scopes: Tuple[str, ...], force: bool) -> None:
+def init(org: Optional[str], gitpod: bool, ona: bool, projects: Optional[int],
+         device_code: bool, tenant: Optional[str], client_id: Optional[str],
+         authority: Optional[str], ca_bundle: Optional[str], urls: Tuple[str, ...],
+         scopes: Tuple[str, ...], force: bool) -> None:
     """Write a starter config file."""
     from .commands.init import run_init
 
+    advice: Optional[Callable[[], List[str]]] = None
+    if ona:
+        from .commands.init_ona import ona_advice
+        advice = functools.partial(ona_advice, str(client_id), projects)
     sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
                       client_id=client_id, force=force, authority=authority,
-                      ca_bundle=ca_bundle, urls=urls, scopes=scopes))
+                      ca_bundle=ca_bundle, urls=urls, scopes=scopes, ona=ona, advice=advice))
 
 
 @main.command()

@@ -27,9 +27,13 @@ AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 # Azure Container Registry's audience: the token the daemon trades at the registry's /oauth2/exchange
 ACR_SCOPE = "https://containerregistry.azure.net/.default"
 PRESETS: Dict[str, Tuple[str, ...]] = {"azure-devops": (AZURE_DEVOPS_SCOPE,), "acr": (ACR_SCOPE,)}
+# DESIGN §8a; kept here (not imported from auth.providers) so reading a config loads no HTTP stack.
+ASSERTION_PROVIDERS = ("ona", "gitpod", "github_actions", "azure_workload_identity", "auto")
+EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 FLOWS = ("federated", "device_code", "client_secret", "certificate", "managed_identity")
 _FLOW_KEYS = {
-    "federated": ("assertion_command", "assertion_file"),
+    "federated": ("assertion_command", "assertion_file", "assertion_provider",
+                  "assertion_audience"),
     "device_code": (),
     "client_secret": ("client_secret_env",),
     "certificate": ("certificate_file",),
@@ -63,6 +67,8 @@ class Account:
     oidc_authority: Optional[str] = None
     assertion_command: Optional[Tuple[str, ...]] = None
     assertion_file: Optional[str] = None
+    assertion_provider: Optional[str] = None
+    assertion_audience: Optional[str] = None     # set (default: the exchange audience) with a provider
     client_secret_env: Optional[str] = None
     certificate_file: Optional[str] = None
     managed_identity_client_id: Optional[str] = None
@@ -266,9 +272,10 @@ class _Checker:
             raise self.fail(where, "needs exactly one of authority, oidc_authority")
         command = self.command(raw, where + ("assertion_command",))
         assertion_file = self.file_path(raw, where + ("assertion_file",))
-        if flow == "federated" and (command is None) == (assertion_file is None):
+        provider, audience = self.provider(raw, where)
+        if flow == "federated" and [command, assertion_file, provider].count(None) != 2:
             raise self.fail(where, "flow = \"federated\" needs exactly one of "
-                                   "assertion_command, assertion_file")
+                                   "assertion_command, assertion_file, assertion_provider")
         secret_env = self.string(raw, where + ("client_secret_env",), flow == "client_secret")
         if secret_env is not None and not _ENV_NAME.match(secret_env):
             raise self.fail(where + ("client_secret_env",), "must be the NAME of an environment "
@@ -276,12 +283,27 @@ class _Checker:
         return Account(
             name=name, client_id=client_id or "", flow=flow, authority=authority,
             oidc_authority=oidc_authority, assertion_command=command,
-            assertion_file=assertion_file, client_secret_env=secret_env,
+            assertion_file=assertion_file, assertion_provider=provider,
+            assertion_audience=audience, client_secret_env=secret_env,
             certificate_file=self.file_path(raw, where + ("certificate_file",),
                                             required=flow == "certificate"),
             managed_identity_client_id=self.string(raw, where + ("managed_identity_client_id",)),
             ca_bundle=self.file_path(raw, where + ("ca_bundle",)),
         )
+
+    def provider(self, raw: Dict[str, Any], where: Tuple[PathPart, ...]
+                 ) -> Tuple[Optional[str], Optional[str]]:
+        provider = self.string(raw, where + ("assertion_provider",))
+        if provider is not None and provider not in ASSERTION_PROVIDERS:
+            raise self.fail(where + ("assertion_provider",),
+                            f"must be one of: {', '.join(ASSERTION_PROVIDERS)}")
+        audience = self.string(raw, where + ("assertion_audience",))
+        if audience is not None and provider is None:
+            raise self.fail(where + ("assertion_audience",), "only used with assertion_provider")
+        if audience is not None and (re.search(r"\s", audience) or not audience.isprintable()):
+            raise self.fail(where + ("assertion_audience",), "must not contain spaces or "
+                                                             "control characters")
+        return provider, (audience or EXCHANGE_AUDIENCE) if provider else None
 
     def command(self, raw: Dict[str, Any], where: Tuple[PathPart, ...]) -> Optional[Tuple[str, ...]]:
         value = raw.get("assertion_command")

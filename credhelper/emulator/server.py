@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import threading
-import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -17,10 +16,13 @@ from .idp import IdentityProvider
 from .msi import ManagedIdentityEndpoint
 from .registry import Registry
 from .web import Server, server_tls
+from .workload import SUBJECTS, mint
 
 TENANT = "contoso"
 STATE_FILE = "emulator.json"
-WORKSPACE_SUBJECT = "workspace:demo"
+WORKSPACE_SUBJECT = SUBJECTS["workspace"]
+# One app per platform, each trusting only its issuer's default subject (Entra matches exactly).
+WORKLOAD_APPS = {"ona-app": "ona", "actions-app": "actions", "aks-app": "aks"}
 
 
 class Emulator:
@@ -68,7 +70,9 @@ class Emulator:
         self._servers = [idp_server, msi_server, feed_server, registry_server]
         default_content(self.feeds)
         self.registry.add_image("demo/hello", "1.0")
-        self.idp.directory.issuers[self.workspace_issuer] = self.idp.workspace_key.public_key
+        for name in SUBJECTS:
+            self.idp.directory.issuers[self.idp.workload.issuer(name)] = \
+                self.idp.workspace_key.public_key
         self._register_defaults()
         for server in self._servers:
             server.start()
@@ -100,6 +104,10 @@ class Emulator:
             "apps": {"federated": "fed-app", "client_secret": "secret-app", "certificate": "cert-app",
                      "device_code": "public-app", "managed_identity": "mi-app"},
             "workspace_subject": WORKSPACE_SUBJECT,
+            "workload_issuers": {name: self.idp.workload.issuer(name) for name in SUBJECTS},
+            "workload_subjects": dict(SUBJECTS),
+            "workload_apps": dict(WORKLOAD_APPS),
+            "actions_request_url": self.idp.workload.actions_request_url,
             "client_secret_file": str(self.workdir / "client_secret"), "cert_file": str(self.cert_file),
             "msi_endpoint": self.msi_endpoint, "msi_header": self.msi_header,
             "admin": self.idp_base + "/_emulator/",
@@ -162,6 +170,34 @@ class Emulator:
         """The secret the managed-identity endpoint wants in ``X-IDENTITY-HEADER``."""
         return self.msi.header
 
+    def workload_issuer(self, name: str) -> str:
+        """The ``iss`` standing in for ``name``: "workspace" (Gitpod), "ona", "actions", "aks"."""
+        return self.idp.workload.issuer(name)
+
+    def mint_workload_token(self, name: str, subject: Optional[str] = None,
+                            audience: str = EXCHANGE_AUDIENCE, lifetime: int = 3600) -> str:
+        """A token from issuer ``name`` (its default subject is the one ``WORKLOAD_APPS`` trust)."""
+        return self.idp.workload.mint(name, subject, audience, lifetime)
+
+    @property
+    def actions_request_url(self) -> str:
+        """``ACTIONS_ID_TOKEN_REQUEST_URL`` of the GitHub Actions stand-in (over HTTPS)."""
+        return self.idp.workload.actions_request_url
+
+    @property
+    def actions_request_token(self) -> str:
+        """``ACTIONS_ID_TOKEN_REQUEST_TOKEN``: the bearer its token endpoint wants."""
+        return self.idp.workload.actions_request_token
+
+    def write_federated_token_file(self, path: Union[str, Path], subject: Optional[str] = None,
+                                   lifetime: int = 3600) -> str:
+        """Write an AKS-issuer token to ``path`` (0600), as the kubelet projects it; returns it."""
+        token = self.mint_workload_token("aks", subject, lifetime=lifetime)
+        temp = Path(str(path) + ".tmp")
+        ca.write_private(temp, token.encode())
+        os.replace(temp, path)   # kubelet swaps the file whole; a reader never sees half a token
+        return token
+
     def register_app(self, client_id: str, secret: Optional[str] = None,
                      certificate_pem: Optional[Union[str, bytes]] = None,
                      federated: Sequence[FederatedSpec] = (), public: bool = False,
@@ -187,12 +223,11 @@ class Emulator:
         self.register_app("cert-app", certificate_pem=pem)
         self.register_app("public-app", public=True)
         self.register_app("mi-app", managed_identity=True)
+        for client_id, name in WORKLOAD_APPS.items():
+            self.register_app(client_id, federated=[(self.workload_issuer(name), SUBJECTS[name])])
 
 
 def mint_workspace_token(key: jwt.SigningKey, issuer: str, subject: str = WORKSPACE_SUBJECT,
                          audience: str = EXCHANGE_AUDIENCE, lifetime: int = 3600) -> str:
     """Sign a workspace ID token with ``key``; shared by the Emulator and the fake ``gp``."""
-    now = int(time.time())
-    return key.sign({"iss": issuer, "sub": subject, "aud": audience, "iat": now,
-                     "nbf": min(now, now + lifetime), "exp": now + lifetime,
-                     "jti": secrets.token_hex(8)})
+    return mint(key, issuer, subject, audience, lifetime)
