@@ -56,7 +56,11 @@ demo: $(STAMP)
 # System tools (command:Debian package) the Secret Service test uses: gnome-keyring on a private
 # D-Bus session, and secret-tool to look into it. Installed only when missing and only as root
 # (CI, fresh containers); elsewhere, or if apt fails, that test skips and says why.
-DEB_TOOLS := gnome-keyring-daemon:gnome-keyring dbus-daemon:dbus-daemon secret-tool:libsecret-tools
+# The docker CLI (docker.io: 20.10 on Debian 12) for the registry tests; this machine kind ships
+# a newer CLI already, so apt runs only where none is found. cargo >= 1.74 has no package here:
+# the cargo end-to-end test uses the one on PATH and skips, saying why, without it.
+DEB_TOOLS := gnome-keyring-daemon:gnome-keyring dbus-daemon:dbus-daemon secret-tool:libsecret-tools \
+             docker:docker.io
 deps:
 	@missing=""; for pair in $(DEB_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

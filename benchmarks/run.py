@@ -305,6 +305,10 @@ def main() -> int:
             if only == "git":
                 bench_git(ws)
                 return 0
+            if only == "helpers":  # docker, cargo, Azure beside the git helper
+                from helpers_bench import bench_helpers
+                bench_helpers(ws)
+                return 0
             if only == "daemon":  # the rows issue 10 added for the daemon
                 bench_scale(root, em)
                 bench_stop(ws)
@@ -327,6 +331,8 @@ def main() -> int:
             bench_pip(ws)
             from npm_bench import bench_npm
             bench_npm(ws)
+            from helpers_bench import bench_helpers
+            bench_helpers(ws)
         finally:
             ws.stop_daemon()
             em.stop()

@@ -19,6 +19,7 @@ MAX_MESSAGE = 64 * 1024
 
 OPS = frozenset({
     "ping", "get", "invalidate", "status", "login_start", "login_wait", "logout", "reload", "stop",
+    "registry_get",
 })
 
 
