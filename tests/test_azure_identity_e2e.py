@@ -166,3 +166,10 @@ def test_doctor_finds_the_endpoint(aws: Workspace) -> None:
     [found] = [c for c in json.loads(done.stdout)["checks"] if c["name"] == "azure"]
     assert found["status"] == "ok" and "azure-identity.env" in found["message"]
     assert sdk_env(aws)["IDENTITY_HEADER"] not in done.stdout
+
+
+def test_status_shows_the_endpoint_but_not_the_header(aws: Workspace) -> None:
+    out = aws.credhelper("status").stdout
+    env = sdk_env(aws)
+    assert env["IDENTITY_ENDPOINT"] in out and MANAGEMENT in out
+    assert env["IDENTITY_HEADER"] not in out

@@ -177,3 +177,11 @@ def test_doctor_says_when_docker_lacks_the_helper(dws: Workspace) -> None:
     dws.credhelper("configure", "docker")
     [found] = doctor_checks(dws, "docker")
     assert found["status"] == "ok" and dws.em.registry_host in found["message"]
+
+
+def test_status_lists_registries_and_when_their_tokens_expire(dws: Workspace) -> None:
+    helper(dws, "get", dws.em.registry_host)
+    out = dws.credhelper("status").stdout
+    assert "registries (docker)" in out
+    line = [l for l in out.splitlines() if dws.em.registry_host in l][0]
+    assert "refresh token expires" in line and "none yet" not in line
