@@ -113,11 +113,17 @@ def test_configure_cargo_keeps_the_rest_and_removes_exactly(cws: Workspace) -> N
     out = cws.credhelper("configure", "cargo").stdout
     assert "global-credential-providers" in out
     doc = tomllib.loads(path.read_text())
-    assert doc["registry"]["global-credential-providers"] == ["cargo:token", PROVIDER]
+    default, ours = doc["registry"]["global-credential-providers"]
+    # the provider runs as configure git's helper does: python -IS, no site, no shim
+    script = Path(ours)
+    assert default == "cargo:token" and script.parent == cws.state_dir
+    assert script.read_text().startswith("#!") and " -IS\n" in script.read_text().splitlines(True)[0]
+    assert script.stat().st_mode & 0o777 == 0o700
     assert doc["net"] == {"retry": 3} and path.read_text().startswith(before)
     assert "already configured" in cws.credhelper("configure", "cargo").stdout
     cws.credhelper("configure", "cargo", "--remove")
     assert tomllib.loads(path.read_text()) == tomllib.loads(before + "\n[registry]\n")
+    assert not script.exists()
 
 
 @needs_cargo

@@ -44,10 +44,11 @@ def check_cargo(ctx: Context) -> Iterator[Check]:
         return
     path = reg.cargo_config_path()
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        text = ""
-    if reg.CARGO_PROVIDER not in text:
+        registry = reg.read_toml(path).get("registry")
+    except Exception:  # noqa: BLE001 - an unreadable file holds no provider of ours
+        registry = None
+    entries = registry.get("global-credential-providers") if isinstance(registry, dict) else None
+    if not reg.cargo_configured(entries):
         yield Check("cargo", WARN, f"registries {', '.join(names)} are routed, but cargo has no "
                     f"{reg.CARGO_PROVIDER} in {path}", "run: credhelper configure cargo")
     else:
