@@ -19,6 +19,7 @@ from .auth import make_source
 from .auth.base import Token
 from .clock import SystemClock
 from .errors import AuthFailed, ConfigError, CredhelperError, RequestError
+from .hardening import harden_process
 from .logs import AuditLog, setup_logging
 from .keystore import choose_keystore
 from .refresher import Refresher
@@ -50,6 +51,7 @@ class Daemon:
         self._reload_error: Optional[str] = None
         paths.ensure_private_dir(self.state_dir)
         setup_logging(self.state_dir, foreground)
+        harden_process()  # before the vault puts a refresh token in memory
         self.config = config_mod.load(self.config_path)
         self.router = Router(self.config.routes)
         # The fast path's memo of URL -> route (a git fetch asks for the same URL over and
