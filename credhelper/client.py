@@ -87,7 +87,7 @@ class Client:
             sock.close()
         if not data:
             raise DaemonUnavailable("the daemon closed the connection without answering")
-        return protocol.decode(data)
+        return protocol.decode(data, limit=MAX_REPLY)
 
     def _connect(self, timeout: float) -> socket.socket:
         """A connected socket; with ``autostart``, start the daemon once when nothing listens."""

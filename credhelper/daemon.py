@@ -197,8 +197,8 @@ class Daemon:
         try:
             new = config_mod.load(self.config_path)
             router = Router(new.routes)
-        except ConfigError as exc:
-            self._reload_error = exc.message
+        except ConfigError as exc:  # every reason a file is refused, deep nesting included
+            self._reload_error = exc.message  # status shows it until a reload succeeds
             log.error("config reload refused, keeping the running config: %s", exc.message)
             raise
         with self._lock:

@@ -14,6 +14,7 @@ from .errors import ConfigError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Optional
 
 APP = "credhelper"
 
@@ -95,3 +96,31 @@ def ensure_private_dir(path: Path) -> Path:
             f"run: chmod 700 {path}"
         )
     return path
+
+
+def loose_config(path: Path) -> Optional[str]:
+    """Why the config file at ``path`` (or its directory) cannot be trusted, or None.
+
+    The config names commands the daemon runs (``assertion_command``): a file or directory
+    that another user can write, or that belongs to someone else, would let them run code as
+    us. The rule is ssh's: owned by us (or root), not writable by group or others; a directory
+    with the sticky bit (``/tmp``) cannot have our file replaced, so it may be shared.
+    """
+    uid = os.getuid()
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # a missing file is reported by whoever reads it
+    if info.st_uid not in (uid, 0):
+        return f"{path} belongs to uid {info.st_uid}, not to you; refusing to run what it says"
+    if info.st_mode & 0o022:
+        return (f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"run: chmod 600 {path}")
+    directory = os.path.dirname(os.path.abspath(path))
+    dinfo = os.stat(directory)
+    if dinfo.st_uid not in (uid, 0):
+        return f"{directory} belongs to uid {dinfo.st_uid}, not to you; move {path} elsewhere"
+    if dinfo.st_mode & 0o022 and not dinfo.st_mode & stat.S_ISVTX:
+        return (f"{directory} is writable by other users (mode {stat.S_IMODE(dinfo.st_mode):o}); "
+                f"run: chmod 700 {directory}")
+    return None

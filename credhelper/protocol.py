@@ -35,10 +35,10 @@ def encode(message: Dict[str, Any]) -> bytes:
     return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
-def decode(data: bytes) -> Dict[str, Any]:
+def decode(data: bytes, limit: int = MAX_MESSAGE) -> Dict[str, Any]:
     """Parse one message; anything but a JSON object is a ``RequestError``."""
-    if len(data) > MAX_MESSAGE:
-        raise RequestError(f"message larger than {MAX_MESSAGE} bytes")
+    if len(data) > limit:
+        raise RequestError(f"message larger than {limit} bytes")
     try:
         message = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -367,7 +367,7 @@ class SocketServer:
     def _submit(self, conn: socket.socket, peer: Peer, request: Dict[str, Any]) -> None:
         slow = self._slow.get(request["op"])
         if slow is not None and not slow.acquire(blocking=False):
-            self._finish(conn, Busy(f"too many {op} requests in flight; try again").to_wire())
+            self._finish(conn, Busy(f"too many {request['op']} requests in flight; try again").to_wire())
             return
         if not self._pending.acquire(blocking=False):
             if slow is not None:
