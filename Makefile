@@ -7,6 +7,17 @@ PYTEST_ARGS ?=
 # pnpm for the pnpm end-to-end tests: pinned, from the npm registry, kept inside the checkout.
 PNPM_VERSION := 10.34.9
 PNPM_STAMP   := .tools/.pnpm-$(PNPM_VERSION)
+# The other JavaScript clients the tests drive, the same way: npm itself (a current 11, not
+# whatever the machine has), yarn classic, yarn berry (its single-file build, so corepack never
+# downloads anything) and bun (its binary comes inside a registry package). Each in its own
+# prefix under .tools/, so two `yarn` bins never collide.
+NPM_VERSION   := 11.21.2
+YARN_VERSION  := 1.22.22
+BERRY_VERSION := 4.18.1
+BUN_VERSION   := 1.4.5
+JS_TOOLS := npm:npm@$(NPM_VERSION) yarn:yarn@$(YARN_VERSION) \
+            berry:@yarnpkg/cli-dist@$(BERRY_VERSION) bun:bun@$(BUN_VERSION)
+JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VERSION)
 
 .PHONY: demo test bench clean deps
 
@@ -18,6 +29,14 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 
 $(PNPM_STAMP):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error pnpm@$(PNPM_VERSION)
+	touch $@
+
+# bun's binary sits in an optional dependency; a machine where it will not install keeps the
+# others (the bun test then skips and says so).
+$(JS_STAMP):
+	@for pair in $(JS_TOOLS); do dir=.tools/$${pair%%:*}; \
+	  npm install --prefix $$dir --no-audit --no-fund --loglevel=error $${pair#*:} \
+	  || [ "$${pair%%:*}" = bun ] || exit 1; done
 	touch $@
 
 demo: $(STAMP)
@@ -38,10 +57,10 @@ deps:
 	fi
 
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
-test: $(STAMP) deps $(PNPM_STAMP)
+test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(JS_STAMP)
 	$(PY) benchmarks/run.py
 
 clean:

@@ -133,7 +133,7 @@ def stop() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Show accounts, token slots and their health (never a token)."""
-    from .status import render_status
+    from .commands.status import render_status
 
     reply = call("status")
     if as_json:
@@ -153,7 +153,7 @@ def reload() -> None:
 @click.argument("account", required=False)
 def login(account: Optional[str]) -> None:
     """Sign a person in with a device code."""
-    from .login import run_login
+    from .commands.login import run_login
 
     try:
         sys.exit(run_login(Client(), account))
@@ -194,12 +194,13 @@ def token(url: str, form: Optional[str]) -> None:
 @click.option("--remove", is_flag=True, help="npm: remove the managed block instead.")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
     """Point git, pip, npm or pnpm at credhelper (idempotent)."""
-    from . import config, configure as conf
+    from . import config
+    from .commands import configure as conf
 
     try:
         changes = []
         if target == "systemd":
-            from .install_systemd import install_units
+            from .commands.install_systemd import install_units
 
             changes += install_units(dry_run=dry_run)
         else:
@@ -231,7 +232,7 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
          client_id: Optional[str], force: bool) -> None:
     """Write a starter config file."""
-    from .init_config import run_init
+    from .commands.init import run_init
 
     try:
         sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
@@ -244,7 +245,7 @@ def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[s
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
     """Check the set-up and explain how to fix what is wrong."""
-    from .doctor import run_doctor
+    from .commands.doctor import run_doctor
 
     sys.exit(run_doctor(as_json=as_json))
 
@@ -253,7 +254,7 @@ def doctor(as_json: bool) -> None:
 @click.option("--keep", is_flag=True, help="Leave the emulator and daemon running afterwards.")
 def demo(keep: bool) -> None:
     """Run git, pip and npm through credhelper against the local emulator."""
-    from .demo import run_demo
+    from .commands.demo import run_demo
 
     try:
         sys.exit(run_demo(keep=keep))

@@ -1,8 +1,9 @@
 """TOML → validated, frozen configuration (DESIGN §3).
 
 Every problem is one ConfigError line naming file, line and key, for example
-``config.toml:12: routes[1].url: must be an https URL`` (array indexes count from 0). Messages
-never repeat a value that could be a secret.
+``config.toml:12: routes[1].url: must be an https URL`` (array items count from 1, as a person
+counts the ``[[routes]]`` tables in the file). Messages never repeat a value that could be a
+secret.
 """
 
 import os
@@ -120,11 +121,14 @@ def parse(text: str, path: Path) -> Config:
 
 
 def key_name(where: Tuple[PathPart, ...]) -> str:
-    """``("routes", 1, "url")`` → ``routes[1].url``; odd names are quoted as TOML quotes them."""
+    """``("routes", 0, "url")`` → ``routes[1].url``; odd names are quoted as TOML quotes them.
+
+    Positions count from 1: "the first [[routes]]" is ``routes[1]`` in every message.
+    """
     out = ""
     for part in where:
         if isinstance(part, int):
-            out += f"[{part}]"
+            out += f"[{part + 1}]"
         else:
             name = part if _BARE.match(part) else '"' + routing.shorten(part, 40) + '"'
             out += ("." if out else "") + name
@@ -305,7 +309,7 @@ class _Checker:
             target = routing.canonical(route.url)
             key = (target.host, target.port, target.path or ())
             if key in seen:
-                raise self.fail(("routes", index, "url"), f"same URL as routes[{seen[key]}]")
+                raise self.fail(("routes", index, "url"), f"same URL as routes[{seen[key] + 1}]")
             seen[key] = index
 
     def registries(self, value: Any, routes: Tuple[Route, ...]) -> Tuple[str, ...]:

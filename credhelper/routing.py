@@ -53,7 +53,7 @@ def shorten(text: str, limit: int = 100) -> str:
     return shown + "..." if len(text) > limit else shown
 
 
-def redact(url: str, limit: int = 100) -> str:
+def redact_url(url: str, limit: int = 100) -> str:
     """``url`` for a message: userinfo and query masked (they may hold secrets), shortened."""
     url = re.sub(r"\A([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@", r"\1***@", url)
     url = re.sub(r"[?#].*", "?...", url, flags=re.S)
@@ -64,7 +64,7 @@ class Refused(RequestError):
     """A URL routing will not even look at; ``why`` is the reason without the URL."""
 
     def __init__(self, url: str, why: str) -> None:
-        super().__init__(f"refusing URL {redact(url)!r}: {why}")
+        super().__init__(f"refusing URL {redact_url(url)!r}: {why}")
         self.why = why
 
 
@@ -152,7 +152,7 @@ def canonical(url: str) -> Target:
         raise _refuse(url, "not an absolute URL")
     scheme = scheme_match.group(1).lower()
     if scheme == "http":
-        raise NoRoute(f"no route for {redact(url)}: plain http never gets a token; use https")
+        raise NoRoute(f"no route for {redact_url(url)}: plain http never gets a token; use https")
     if scheme != "https":
         raise _refuse(url, f"scheme {shorten(scheme, 20)!r} is not https")
     rest = url[scheme_match.end():]
@@ -197,11 +197,11 @@ class Router:
             try:
                 target = canonical(route.url)
             except (RequestError, NoRoute) as exc:
-                raise ConfigError(f"route {redact(route.url)}: {exc.message}") from exc
+                raise ConfigError(f"route {redact_url(route.url)}: {exc.message}") from exc
             entry = _Entry(target.host, target.port, target.path or (), route)
             entries = self._by_origin.setdefault((target.host, target.port), [])
             if any(other.path == entry.path for other in entries):
-                raise ConfigError(f"route {redact(route.url)} is listed twice")
+                raise ConfigError(f"route {redact_url(route.url)} is listed twice")
             entries.append(entry)
         for entries in self._by_origin.values():
             entries.sort(key=lambda e: -len(e.path))   # longest prefix first

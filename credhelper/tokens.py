@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 from . import schedule
 from .auth.base import Source, Token
 from .clock import Clock
-from .errors import AuthFailed, ConfigError, CredhelperError, Throttled
+from .errors import AuthFailed, ConfigError, CredhelperError, NotSignedIn, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,13 @@ class TokenManager:
                 slot.token, slot.failures, slot.error, slot.retry_at = token, 0, None, 0.0
                 slot.next_refresh = slot.planned = schedule.next_refresh(
                     issued_at, token.expires_on, token.refresh_on, self._rng.random())
+            elif isinstance(error, NotSignedIn):
+                # Waiting for a person is not a failure to retry: asking again cannot help until
+                # they sign in (login drops the account's slots and pins npm's again). The slot
+                # rests; a get still asks at once, which costs no network.
+                if not isinstance(slot.error, NotSignedIn):
+                    log.info("%s: waiting for sign-in (credhelper login %s)", account, account)
+                slot.error, slot.failures, slot.retry_at, slot.next_refresh = error, 0, 0.0, None
             else:
                 assert error is not None
                 slot.failures += 1

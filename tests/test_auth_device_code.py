@@ -1,11 +1,13 @@
 """Device-code sign-in and refresh-token acquisition, and managed identity, through real MSAL."""
 
 import json
+import threading
 
 import msal
 import pytest
 
 from auth_stub_idp import StubIdp, make_account
+from harness import wait_for
 from credhelper.auth import make_source
 from credhelper.errors import AuthFailed, IdpUnavailable, LoginFailed, NotSignedIn, Throttled
 
@@ -118,6 +120,31 @@ def test_logout_forgets_the_user(idp, source, cache) -> None:
     with pytest.raises(NotSignedIn):
         source.acquire(SCOPES, now=0.0)
     assert source.logout() is False
+
+
+def test_signed_in_needs_no_network_and_no_wait_on_a_refresh(idp, source, cache) -> None:
+    """status asks signed_in: an unreachable IdP or a refresh stuck on the network must not
+    keep it from answering what the cache knows."""
+    assert sign_in(idp, source)["state"] == "done"
+    restored = msal.SerializableTokenCache()
+    restored.deserialize(cache.serialize())
+    down = make_account(flow="device_code", client_id="public-app",
+                        authority=idp.authority.replace(f":{idp.server.server_address[1]}", ":1"),
+                        ca_bundle=str(idp.ca_file))
+    after_restart = make_source(down, restored, 1)  # nothing listens on port 1
+    try:
+        assert after_restart.signed_in()["username"] == "alice@contoso.com"
+    finally:
+        after_restart.close()
+    idp.script.append(("hang", 5))
+    refreshing = threading.Thread(target=lambda: pytest.raises(IdpUnavailable, source.acquire,
+                                                               SCOPES, 0.0))
+    before = idp.count("refresh_token")
+    refreshing.start()
+    assert wait_for(lambda: idp.count("refresh_token") > before)
+    assert source.signed_in()["username"] == "alice@contoso.com"
+    assert refreshing.is_alive()  # answered while the refresh still waits on the IdP
+    refreshing.join(15)
 
 
 def test_refresh_failures_keep_their_kind(idp, source) -> None:

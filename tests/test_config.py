@@ -95,20 +95,20 @@ def replace(old: str, new: str) -> str:
     (replace('flow = "federated"', 'flow = "federated"\nclientid = "x"'),
      r":5: accounts\.work\.clientid: unknown key"),
     (replace('username = "entra"', 'username = "entra"\nuser = "x"'),
-     r":24: routes\[1\]\.user: unknown key"),
+     r":24: routes\[2\]\.user: unknown key"),
     (replace("registries", "registries = []\nmirrors"), r":27: npm\.mirrors: unknown key"),
     (replace('client_id = "ci-app"\n', ""), r":7: accounts\.ci\.client_id: missing \(required\)"),
-    (replace('url = "https://dev.azure.com/contoso/"\n', ""), r":14: routes\[0\]\.url: missing"),
+    (replace('url = "https://dev.azure.com/contoso/"\n', ""), r":14: routes\[1\]\.url: missing"),
     (replace('account = "ci"', 'account = "nobody"'),
-     r':21: routes\[1\]\.account: no account named "nobody" \(accounts: ci, work\)'),
+     r':21: routes\[2\]\.account: no account named "nobody" \(accounts: ci, work\)'),
     (replace('url = "https://pkgs', 'url = "http://pkgs'),
-     r":20: routes\[1\]\.url: must be an https URL"),
+     r":20: routes\[2\]\.url: must be an https URL"),
     (replace("https://dev.azure.com/contoso/", "https://dev.azure.com/contoso/?x=1"),
-     r":15: routes\[0\]\.url: must not contain a query"),
+     r":15: routes\[1\]\.url: must not contain a query"),
     (replace("https://dev.azure.com/contoso/", "https://dev.azure.com/contoso/#top"),
-     r":15: routes\[0\]\.url: must not contain a query"),
+     r":15: routes\[1\]\.url: must not contain a query"),
     (replace("https://dev.azure.com/contoso/", "https://dev.azure.com:99999/contoso/"),
-     r":15: routes\[0\]\.url: not a usable URL: bad port"),
+     r":15: routes\[1\]\.url: not a usable URL: bad port"),
     (replace('flow = "federated"', 'flow = "magic"'), r":4: accounts\.work\.flow: must be one of"),
     (replace('flow = "federated"\n', ""), r":1: accounts\.work\.flow: missing"),
     (replace('flow = "federated"', 'flow = "federated"\nassertion_file = "/t"'),
@@ -132,23 +132,23 @@ def replace(old: str, new: str) -> str:
     (replace("https://login.microsoftonline.com/contoso", "http://login.microsoftonline.com/c"),
      r":2: accounts\.work\.authority: must be an https URL"),
     (replace('preset = "azure-devops"', 'preset = "azure-devops"\nscopes = ["x/.default"]'),
-     r":14: routes\[0\]: needs exactly one of scopes, preset"),
-    (replace('preset = "azure-devops"\n', ""), r":14: routes\[0\]: needs exactly one of scopes"),
-    (replace('preset = "azure-devops"', 'preset = "github"'), r":17: routes\[0\]\.preset: must be"),
+     r":14: routes\[1\]: needs exactly one of scopes, preset"),
+    (replace('preset = "azure-devops"\n', ""), r":14: routes\[1\]: needs exactly one of scopes"),
+    (replace('preset = "azure-devops"', 'preset = "github"'), r":17: routes\[1\]\.preset: must be"),
     (replace('scopes = ["api://credhelper-feed/.default"]', "scopes = []"),
-     r":22: routes\[1\]\.scopes: must be a non-empty list"),
+     r":22: routes\[2\]\.scopes: must be a non-empty list"),
     (replace('scopes = ["api://credhelper-feed/.default"]', 'scopes = ["a b"]'),
-     r":22: routes\[1\]\.scopes: must be a non-empty list"),
-    (replace('username = "entra"', 'username = "a:b"'), r":23: routes\[1\]\.username: must not"),
+     r":22: routes\[2\]\.scopes: must be a non-empty list"),
+    (replace('username = "entra"', 'username = "a:b"'), r":23: routes\[2\]\.username: must not"),
     (replace("https://pkgs.dev.azure.com/contoso/_packaging", "https://npm.example/_packaging"),
-     r":26: npm\.registries\[0\]: matches no \[\[routes\]\] url"),
+     r":26: npm\.registries\[1\]: matches no \[\[routes\]\] url"),
     (replace("https://pkgs.dev.azure.com/contoso/_packaging", "http://pkgs.dev.azure.com/contoso/x"),
-     r":26: npm\.registries\[0\]: must be an https URL"),
+     r":26: npm\.registries\[1\]: must be an https URL"),
     (replace('registries = ["https://pkgs.dev.azure.com/contoso/_packaging/feed/npm/registry/"]',
              'registries = ["https://pkgs.dev.azure.com/contoso/a/", '
-             '"https://pkgs.dev.azure.com/contoso/a/"]'), r":26: npm\.registries\[1\]: listed twice"),
+             '"https://pkgs.dev.azure.com/contoso/a/"]'), r":26: npm\.registries\[2\]: listed twice"),
     (GOOD + '\n[[routes]]\nurl = "https://DEV.azure.com/contoso"\naccount = "ci"\npreset = '
-            '"azure-devops"\n', r":29: routes\[2\]\.url: same URL as routes\[0\]"),
+            '"azure-devops"\n', r":29: routes\[3\]\.url: same URL as routes\[1\]"),
     (replace("[accounts.ci]", "[accounts.\"c i\"]").replace('account = "ci"', 'account = "c i"'),
      r':7: accounts\."c i": account names use'),
     ("accounts = 3\n", r":1: accounts: must be a table"),
@@ -186,7 +186,7 @@ def test_secret_in_client_secret_env_is_not_echoed():
 
 def test_password_in_url_is_not_echoed():
     message = error_of(replace("https://dev.azure.com/contoso/", "https://me:pat123@dev.azure.com/c/"))
-    assert "routes[0].url: must not contain a user name or password" in message
+    assert "routes[1].url: must not contain a user name or password" in message
     assert "pat123" not in message
 
 
@@ -226,9 +226,21 @@ assertion_file = "/var/run/secrets/azure/tokens/azure-identity-token"
 
 def test_inline_tables_and_dotted_keys_still_get_a_line():
     text = 'routes = [\n  {url = "https://a.example/", account = "x", preset = "azure-devops"},\n]\n'
-    assert error_of(text).startswith("config.toml:1: routes[0].account: no account named")
+    assert error_of(text).startswith("config.toml:1: routes[1].account: no account named")
 
 
 def test_key_name_quotes_odd_names():
     assert config.key_name(("accounts", "a.b", "flow")) == 'accounts."a.b".flow'
-    assert config.key_name(("routes", 3, "url")) == "routes[3].url"
+    assert config.key_name(("routes", 0, "url")) == "routes[1].url"  # as the README counts
+    assert config.key_name(("routes", 3, "url")) == "routes[4].url"
+
+
+def test_positions_count_from_one_as_the_readme_shows():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "`config.toml:12: routes[1].url: must be an https URL`" in readme
+    first_is_http = GOOD.replace('url = "https://dev.azure.com/contoso/"',
+                                 'url = "http://dev.azure.com/contoso/"')
+    assert re.match(r"config\.toml:\d+: routes\[1\]\.url: must be an https URL$",
+                    error_of(first_is_http))
+    twice = GOOD.replace("https://pkgs.dev.azure.com/contoso/\"", "https://dev.azure.com/contoso/\"", 1)
+    assert error_of(twice).endswith("routes[2].url: same URL as routes[1]")

@@ -8,7 +8,7 @@ from typing import Dict, List
 
 import pytest
 
-from credhelper import configure
+from credhelper.commands import configure
 from credhelper.config import parse
 from credhelper.errors import ConfigError
 

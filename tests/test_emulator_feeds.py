@@ -222,3 +222,69 @@ def test_open_index_only_when_asked_and_only_under_its_prefix(em):
         assert em.feeds.log[-2]["path"] == wheel[len(em.feed_base):]
     finally:
         em.feeds.open_access = False
+
+
+def send(em, method, path, body, headers):
+    """One request with a body; (status, parsed JSON)."""
+    context = ssl.create_default_context(cafile=str(em.ca_file))
+    request = urllib.request.Request(em.feed_base + path, data=body, method=method,
+                                     headers=dict(headers, **{"Content-Type": "application/json"}))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        return exc.code, json.loads(body) if body.startswith(b"{") else {"text": body.decode()}
+
+
+def publish_doc(name, version, data):
+    from credhelper.emulator.packages import npm_integrity
+
+    tarball = "{}-{}.tgz".format(name.split("/")[-1], version)
+    return json.dumps({
+        "_id": name, "name": name, "dist-tags": {"latest": version},
+        "versions": {version: {"name": name, "version": version, "main": "index.js",
+                               "dist": dict(npm_integrity(data), tarball="x/" + tarball)}},
+        "_attachments": {tarball: {"content_type": "application/octet-stream",
+                                   "data": base64.b64encode(data).decode(), "length": len(data)}},
+    }).encode()
+
+
+def test_npm_whoami_names_the_token_and_needs_one(em):
+    status, doc = send(em, "GET", "/npm/-/whoami", None,
+                       {"Authorization": "Bearer " + token_for(em, user="bob@contoso.com")})
+    assert (status, doc) == (200, {"username": "bob@contoso.com"})
+    assert send(em, "GET", "/npm/-/whoami", None, {})[0] == 401
+
+
+def test_npm_publish_then_install_metadata_and_no_overwrite(em):
+    from credhelper.emulator.packages import npm_tarball
+
+    auth = {"Authorization": "Bearer " + token_for(em)}
+    data = npm_tarball("@contoso/published", "2.0.0")
+    doc = publish_doc("@contoso/published", "2.0.0", data)
+    assert send(em, "PUT", "/npm/@contoso%2fpublished", doc, {})[0] == 401
+    assert send(em, "PUT", "/npm/@contoso%2fpublished", doc, auth)[0] == 201
+    status, _, body = get(em, "/npm/@contoso%2fpublished", auth)
+    packument = json.loads(body)
+    assert packument["dist-tags"]["latest"] == "2.0.0"
+    assert set(packument["time"]) == {"2.0.0", "created", "modified"}
+    tarball = packument["versions"]["2.0.0"]["dist"]["tarball"]
+    assert get(em, tarball[len(em.feed_base):], auth)[2] == data
+    status, answer = send(em, "PUT", "/npm/@contoso%2fpublished", doc, auth)
+    assert status == 403 and "2.0.0" in answer["error"]
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda doc: doc.replace(b'"name": "@contoso/bad"', b'"name": "@contoso/other"', 1),
+    lambda doc: doc.replace(b'"_attachments"', b'"_nothing"'),
+    lambda doc: doc[:-20],
+    lambda doc: doc.replace(b'"integrity": "sha512-', b'"integrity": "sha512-AAAA'),
+], ids=["name", "no-tarball", "truncated", "integrity"])
+def test_npm_publish_refuses_a_bad_document(em, mangle):
+    from credhelper.emulator.packages import npm_tarball
+
+    auth = {"Authorization": "Bearer " + token_for(em)}
+    doc = mangle(publish_doc("@contoso/bad", "1.0.0", npm_tarball("@contoso/bad", "1.0.0")))
+    assert send(em, "PUT", "/npm/@contoso%2fbad", doc, auth)[0] == 400
+    assert get(em, "/npm/@contoso%2fbad", auth)[0] == 404

@@ -17,7 +17,7 @@ from typing import Dict, List
 import pytest
 
 from credhelper.client import Client
-from credhelper.init_config import render_config
+from credhelper.commands.init import render_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_KEYS = ("name", "before", "init", "command")

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from credhelper.errors import ConfigError
-from credhelper.init_config import federated_credential_hint, render_config, run_init
+from credhelper.commands.init import federated_credential_hint, render_config, run_init
 
 if sys.version_info >= (3, 11):
     import tomllib

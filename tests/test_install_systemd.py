@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from credhelper import install_systemd, paths
+from credhelper import paths
+from credhelper.commands import install_systemd
 from credhelper.errors import CredhelperError
 
 ROOT = Path(__file__).resolve().parents[1]

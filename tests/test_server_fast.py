@@ -16,7 +16,7 @@ import pytest
 
 from credhelper import protocol
 from credhelper.logs import AuditLog
-from credhelper.server import Peer, SocketServer
+from credhelper.listener import Peer, SocketServer
 from harness import wait_for
 
 LOOP = "accept-loop"

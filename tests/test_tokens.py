@@ -443,3 +443,22 @@ def test_peek_returns_only_what_get_would_serve_from_memory():
     third = manager.get("work", DEVOPS)
     drive(clock, manager, clock.now() + 10 * HOUR)  # idle: parked, expired
     assert manager.peek("work", DEVOPS) is None and third is not None
+
+
+def test_waiting_for_a_persons_sign_in_is_not_a_failure_to_retry(caplog):
+    clock = FakeClock()
+    source = FakeSource()
+    source.fail = NotSignedIn("account 'work' needs sign-in: run credhelper login work")
+    manager = TokenManager({"work": source}, clock)
+    manager.pin("work", FEED)  # an npm registry keeps the slot warm with nobody calling get
+    with caplog.at_level("INFO", logger="credhelper.tokens"):
+        drive(clock, manager, clock.now() + HOUR)
+        with pytest.raises(NotSignedIn):
+            manager.get("work", FEED)  # a tool asking is told at once (no network behind it)
+    assert source.count() == 2 and manager.next_due() is None  # no background retries
+    state = state_of(manager, "work", FEED)
+    assert state["failures"] == 0 and "credhelper login work" in state["reason"]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "work: waiting for sign-in (credhelper login work)")]
+    source.fail = None  # the person signed in: the next get serves at once
+    assert manager.get("work", FEED).access_token.startswith("tok-")

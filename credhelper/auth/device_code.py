@@ -9,7 +9,7 @@ never holds up shutdown.
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import msal
 from msal.authority import canonicalize
@@ -133,14 +133,19 @@ class DeviceCodeSource:
         return token_from_result(self.account, result, now, user_flow=True)
 
     def signed_in(self) -> Optional[Dict[str, Any]]:
-        """``{"username", "last_used"}`` of the signed-in user, or None."""
-        with self._lock:
-            app = self._application()
-            account = self._signed_in_account(app)
-            if account is None:
-                return None
-            return {"username": account.get("username"),
-                    "last_used": self._rt_time(account["home_account_id"])}
+        """``{"username", "last_used"}`` of the signed-in user, or None; read from the cache alone.
+
+        ``status`` asks this, so it neither talks to the identity provider (one that is down must
+        not hide everything else) nor waits for ``_lock``, which a refresh holds on the network.
+        """
+        app = self._app
+        realm = _realm(app) if app is not None else _authority_realm(self.account)
+        cached = self._cache.search(msal.TokenCache.CredentialType.ACCOUNT)
+        account = self._pick(self._mine(cached, realm))
+        if account is None:
+            return None
+        return {"username": account.get("username"),
+                "last_used": self._rt_time(account["home_account_id"])}
 
     def logout(self) -> bool:
         """Forget the signed-in user (refresh token included); False when nobody was."""
@@ -213,13 +218,18 @@ class DeviceCodeSource:
         in two tenants, and MSAL's ``get_accounts`` matches the host only. The realm MSAL
         stored with an account is the tenant segment of the token endpoint it signed in at.
         """
-        realm = _realm(app)
-        return [a for a in app.get_accounts() if a.get("realm") == realm and list(
+        return self._mine(app.get_accounts(), _realm(app))
+
+    def _mine(self, accounts: Iterable[Dict[str, Any]], realm: Optional[str]
+              ) -> List[Dict[str, Any]]:
+        return [a for a in accounts if a.get("realm") == realm and list(
             self._cache.search(_RT, query={"client_id": self.account.client_id,
                                            "home_account_id": a["home_account_id"]}))]
 
     def _signed_in_account(self, app: msal.PublicClientApplication) -> Optional[Dict[str, Any]]:
-        mine = self._accounts(app)
+        return self._pick(self._accounts(app))
+
+    def _pick(self, mine: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
         for account in mine:
             if account["home_account_id"] == self._home_account_id:
                 return account
@@ -243,6 +253,14 @@ def _dead_grant(result: Optional[Dict[str, Any]]) -> bool:
     """Whether an MSAL error says the refresh token itself will never work again."""
     return bool(result) and result.get("error") == "invalid_grant" and \
         result.get("suberror") not in _INTERACTION_SUBERRORS
+
+
+def _authority_realm(account: "Account") -> Optional[str]:
+    """The realm before discovery: the authority's tenant segment, as its token endpoint has it."""
+    try:
+        return canonicalize(account.oidc_authority or account.authority or "")[2]
+    except ValueError:
+        return None
 
 
 def _realm(app: msal.PublicClientApplication) -> Optional[str]:

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
 from . import jwt, packages
+from .npm_registry import NpmRegistry, user_of
 from .gitrepos import create_repo, http_backend
 from .idp import IdentityProvider
 from .web import Request, Response, json_response, text_response
@@ -38,7 +39,7 @@ class FeedServer:
         self.log: List[Dict[str, Any]] = []
         self._lock = threading.Lock()
         self._python: Dict[str, Dict[str, bytes]] = {}      # normalized name -> filename -> data
-        self._npm: Dict[str, Dict[str, bytes]] = {}         # package name -> version -> tarball
+        self.npm = NpmRegistry()
 
     def __repr__(self) -> str:
         return "FeedServer(base={!r})".format(self.base)
@@ -59,8 +60,7 @@ class FeedServer:
 
     def add_npm(self, name: str, version: str) -> None:
         """Publish an npm package version (``name`` may be ``@scope/name``)."""
-        with self._lock:
-            self._npm.setdefault(name, {})[version] = packages.npm_tarball(name, version)
+        self.npm.add(name, version)
 
     def add_git_repo(self, name: str) -> Path:
         """Create a bare repo with a README commit; returns its path."""
@@ -70,9 +70,10 @@ class FeedServer:
     def __call__(self, request: Request) -> Response:
         """Authenticate, route, answer, log."""
         path = request.path
+        prefix = ""
         if self.open_access and path.startswith(OPEN_PREFIX + "/"):
             # the same content with no auth at all: a baseline for measuring what auth costs
-            kind, claims, reason = "open", {}, ""
+            kind, claims, reason, prefix = "open", {}, "", OPEN_PREFIX
             request = dataclasses.replace(request, path=request.path[len(OPEN_PREFIX):])
         else:
             kind, claims, reason = self._authenticate(request)
@@ -83,7 +84,7 @@ class FeedServer:
                 ("WWW-Authenticate", 'Bearer authorization_uri="{}/{}/oauth2/v2.0/authorize"'
                  .format(self.idp.base, "common"))]
         else:
-            response = self._route(request, claims)
+            response = self._route(request, claims, prefix)
         entry = {"time": time.time(), "method": request.method, "path": path,
                  "auth": kind, "sub": (claims or {}).get("sub"), "upn": (claims or {}).get("upn"),
                  "appid": (claims or {}).get("appid"), "status": response.status}
@@ -113,16 +114,16 @@ class FeedServer:
             return kind, None, "token audience {!r} is not this feed".format(claims.get("aud"))
         return kind, claims, ""
 
-    def _route(self, request: Request, claims: dict) -> Response:
+    def _route(self, request: Request, claims: dict, prefix: str = "") -> Response:
         parts = request.path.split("/", 2)       # "", "git"|"pypi"|"npm", rest
         area, rest = (parts[1], parts[2] if len(parts) > 2 else "") if len(parts) > 1 else ("", "")
+        user = str(user_of(claims) or "anonymous")
         if area == "git":
-            user = claims.get("upn") or claims.get("appid") or claims.get("sub") or "anonymous"
-            return http_backend(self.git_root, request, "/" + unquote(rest), str(user))
+            return http_backend(self.git_root, request, "/" + unquote(rest), user)
         if area == "pypi" and request.method in ("GET", "HEAD"):
             return self._pypi(rest)
-        if area == "npm" and request.method in ("GET", "HEAD"):
-            return self._npm_get(unquote(rest))
+        if area == "npm":
+            return self.npm.handle(request, rest, "{}{}/npm/".format(self.base, prefix), user)
         return text_response(404, "not found")
 
     def _pypi(self, rest: str) -> Response:
@@ -145,30 +146,6 @@ class FeedServer:
             if data is not None:
                 return Response(200, data, [("Content-Type", "application/octet-stream")])
         return text_response(404, "not found")
-
-    def _npm_get(self, rest: str) -> Response:
-        name, _, tarball = rest.strip("/").partition("/-/")
-        with self._lock:
-            versions = dict(self._npm.get(name, {}))
-        if not versions:
-            return json_response(404, {"error": "Not found"})
-        if tarball:
-            for version, data in versions.items():
-                if tarball == "{}-{}.tgz".format(name.split("/")[-1], version):
-                    return Response(200, data, [("Content-Type", "application/octet-stream")])
-            return json_response(404, {"error": "Not found"})
-        return json_response(200, self._packument(name, versions))
-
-    def _packument(self, name: str, versions: Dict[str, bytes]) -> Dict[str, Any]:
-        latest = max(versions, key=lambda v: tuple(int(x) if x.isdigit() else 0
-                                                   for x in v.split(".")))
-        docs = {}
-        for version, data in versions.items():
-            tarball_url = "{}/npm/{}/-/{}-{}.tgz".format(self.base, name, name.split("/")[-1],
-                                                        version)
-            docs[version] = {"name": name, "version": version, "main": "index.js",
-                             "dist": dict(packages.npm_integrity(data), tarball=tarball_url)}
-        return {"_id": name, "name": name, "dist-tags": {"latest": latest}, "versions": docs}
 
 
 def _html(title: str, body: str) -> Response:

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from . import jwt
 from .directory import Directory
 from .faults import Faults
+from .devicelogin import devicelogin
 from .sessions import Sessions
 from .grants import devicecode_endpoint, display_name, token_endpoint, user_oid
 from .web import Request, Response, json_response, text_response
@@ -138,6 +139,8 @@ class IdentityProvider:
             return self._admin(request, parts[1:])
         if parts[:1] == [WORKSPACE_PATH]:
             return self._workspace(parts[1:])
+        if parts == ["devicelogin"]:
+            return devicelogin(self, request)
         if len(parts) < 2:
             return text_response(404, "not found")
         tenant, rest = parts[0], parts[1:]

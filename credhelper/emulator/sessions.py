@@ -92,6 +92,16 @@ class Sessions:
             code.expires_at = 0
             return code.user_code
 
+    def state(self, user_code: str) -> Optional[str]:
+        """``pending``, ``approved``, ``denied``, ``redeemed`` or ``expired``; None when unknown."""
+        with self._lock:
+            for code in self._codes.values():
+                if code.user_code == user_code.strip().upper():
+                    if code.state == "pending" and time.time() >= code.expires_at:
+                        return "expired"
+                    return code.state
+            return None
+
     def pending(self) -> List[str]:
         """User codes waiting for a person, oldest first."""
         with self._lock:

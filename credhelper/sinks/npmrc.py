@@ -15,8 +15,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-
+from .. import paths
 from ..atomic import write_atomic
+from ..config import Config
 from ..errors import ConfigError, CredhelperError
 from ..watch import FileWatcher
 
@@ -97,6 +98,13 @@ def render(text: str, lines: List[str], stray: Iterable[str] = ()) -> str:
 class NpmrcSink:
     """The managed block of one npmrc file, for the configured npm registries."""
 
+    name = "npm"
+
+    @classmethod
+    def from_config(cls, config: Config) -> "NpmrcSink":
+        """The sink for ``[npm] registries``, on the npmrc of the daemon's own environment."""
+        return cls(paths.npmrc_path(), config.npm_registries)
+
     def __init__(self, path: Path, registries: Iterable[str]) -> None:
         self.path = Path(path)
         self._keys: Dict[str, str] = {registry_key(url): url for url in registries}
@@ -105,6 +113,15 @@ class NpmrcSink:
         self._created = False
         self._lock = threading.Lock()
         self._watcher: Optional[FileWatcher] = None
+
+    @property
+    def registries(self) -> Tuple[str, ...]:
+        """The registry URLs this sink keeps tokens for."""
+        return tuple(self._keys.values())
+
+    def reconfigure(self, config: Config) -> None:
+        """Take ``[npm] registries`` from a reloaded config."""
+        self.set_registries(config.npm_registries)
 
     def write(self, tokens: Mapping[str, str]) -> None:
         """Set the token of each given registry (others keep theirs) and update the file."""

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
-from .doctor import FAIL, OK, WARN, Check, Context
-from .vault import MAGIC
+from ...vault import MAGIC
+from .report import FAIL, OK, WARN, Check, Context
 
 WORKSPACE = "/workspace"
 MAX_FILES = 20000

@@ -22,7 +22,7 @@ from . import paths, protocol
 from .errors import Busy, ConfigError, CredhelperError, Forbidden, RequestError
 from .logs import AuditLog
 
-log = logging.getLogger("credhelper.server")
+log = logging.getLogger("credhelper.listener")
 
 _UCRED = struct.Struct("3i")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL

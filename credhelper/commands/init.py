@@ -11,9 +11,9 @@ import re
 import subprocess
 from typing import Callable, Dict, List, Optional
 
-from . import paths
-from .atomic import write_atomic
-from .errors import ConfigError
+from .. import paths
+from ..atomic import write_atomic
+from ..errors import ConfigError
 
 ASSERTION_TIMEOUT = 30.0
 ASSERTION_LIMIT = 64 * 1024

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .errors import CredhelperError
+from ..errors import CredhelperError
 
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 

@@ -9,12 +9,12 @@ import email.utils
 import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .auth.http import HttpClient, http_timeout
-from .client import Client
-from .config import Account
-from .doctor import FAIL, OK, SKIP, WARN, Check, Context
-from .errors import CredhelperError, NoRoute, RequestError
-from .routing import Router, redact
+from ...auth.http import HttpClient, http_timeout
+from ...client import Client
+from ...config import Account
+from ...errors import CredhelperError, NoRoute, RequestError
+from ...routing import Router, redact_url
+from .report import FAIL, OK, SKIP, WARN, Check, Context
 
 MAX_SKEW = 300.0  # seconds; Entra refuses assertions and tokens that far out of step
 _FIXES = {
@@ -43,11 +43,11 @@ def _fetch(url: str, ca_bundle: Optional[str]) -> Tuple[dict, Optional[float]]:
         resp = client.get(url)
         sent = resp.headers.get("Date")
         if resp.status_code != 200:
-            raise RequestError(f"{redact(url)} answered HTTP {resp.status_code}")
+            raise RequestError(f"{redact_url(url)} answered HTTP {resp.status_code}")
         try:
             document = resp.json()
         except ValueError as exc:
-            raise RequestError(f"{redact(url)} did not answer JSON") from exc
+            raise RequestError(f"{redact_url(url)} did not answer JSON") from exc
     finally:
         client.close()
     try:
@@ -80,8 +80,8 @@ def check_idp(ctx: Context) -> Iterator[Check]:
         if isinstance(document.get("issuer"), str):
             ctx.issuers.append(document["issuer"])
         if server_time is not None:
-            skews.append((time.time() - server_time, redact(url)))
-        yield Check(f"idp {name}", OK, f"{redact(url)} answers")
+            skews.append((time.time() - server_time, redact_url(url)))
+        yield Check(f"idp {name}", OK, f"{redact_url(url)} answers")
     if skews:
         skew, where = max(skews, key=lambda item: abs(item[0]))
         ahead = "ahead of" if skew > 0 else "behind"
@@ -128,5 +128,5 @@ def check_tokens(ctx: Context) -> Iterator[Check]:
         left = (float(reply.get("expires_on") or 0) - time.time()) / 60
         del reply  # holds the token; nothing below may see it
         yield Check(f"token {name}", OK if left > 0 else FAIL,
-                    f"obtained for {redact(url)}, valid {left:.0f} more minute(s)",
+                    f"obtained for {redact_url(url)}, valid {left:.0f} more minute(s)",
                     "run: credhelper reload" if left <= 0 else None)

@@ -9,8 +9,8 @@ import sys
 import time
 from typing import Dict, Optional, TextIO, Tuple
 
-from .client import Client
-from .errors import CredhelperError
+from ..client import Client
+from ..errors import CredhelperError
 
 EXIT_OK, EXIT_FAILED = 0, 1
 EXIT_DENIED, EXIT_EXPIRED, EXIT_CANCELLED, EXIT_INTERRUPTED = 5, 6, 7, 130

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from . import paths
-from .atomic import write_atomic
-from .config import Config
-from .errors import ConfigError
-from .routing import Router, redact
+from .. import paths
+from ..atomic import write_atomic
+from ..config import Config
+from ..errors import ConfigError
+from ..routing import Router, redact_url
 
 GIT_HELPER = "entra"
 BEGIN = "# >>> credhelper >>>"
@@ -211,7 +211,7 @@ def configure_pnpm(config: Config, dry_run: bool = False,
         except OSError:
             fresh = False
         if not fresh:
-            changes.append(f"pnpm: {script}: runs credhelper token for {redact(registry)}")
+            changes.append(f"pnpm: {script}: runs credhelper token for {redact_url(registry)}")
             if not dry_run:
                 paths.ensure_private_dir(paths.state_dir())
                 paths.ensure_private_dir(script.parent)

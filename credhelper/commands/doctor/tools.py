@@ -15,11 +15,11 @@ import time
 from typing import Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from . import paths
-from .configure import GIT_HELPER, pip_config_path
-from .errors import ConfigError
-from .doctor import FAIL, OK, SKIP, WARN, Check, Context
-from .routing import Router, redact
+from ... import paths
+from ...errors import ConfigError
+from ...routing import Router, redact_url
+from ..configure import GIT_HELPER, pip_config_path
+from .report import FAIL, OK, SKIP, WARN, Check, Context
 
 # git helpers that keep what they are given: placed next to ours they would hold a copy of
 # our token (and hand it out after it expired).
@@ -156,7 +156,7 @@ def _expiry(token: str) -> Optional[float]:
 
 def check_npm(ctx: Context) -> Iterator[Check]:
     """The managed npmrc block holds a live line for every ``[npm] registries`` entry."""
-    from .sinks.npmrc import BEGIN, END, registry_key
+    from ...sinks.npmrc import BEGIN, END, registry_key
 
     if ctx.config is None:
         yield Check("npm", SKIP, "needs a valid config")
@@ -187,9 +187,9 @@ def check_npm(ctx: Context) -> Iterator[Check]:
         expiry = _expiry(tokens[0]) if tokens and tokens[0] else None
         if not tokens or not tokens[0]:
             fine = False
-            yield Check("npm", FAIL, f"{redact(registry)}: missing from the credhelper block", fix)
+            yield Check("npm", FAIL, f"{redact_url(registry)}: missing from the credhelper block", fix)
         elif expiry is not None and expiry <= time.time():
             fine = False
-            yield Check("npm", FAIL, f"{redact(registry)}: stale (the token in {npmrc} expired)", fix)
+            yield Check("npm", FAIL, f"{redact_url(registry)}: stale (the token in {npmrc} expired)", fix)
     if fine:
         yield Check("npm", OK, f"{npmrc}: {len(ctx.config.npm_registries)} registry token(s) present")

@@ -1,44 +1,15 @@
-"""``credhelper doctor``: check the set-up end to end and say how to fix each problem.
+"""Doctor checks of credhelper itself: the config loads, the daemon answers, files are private,
+where the cache key lives."""
 
-Each check yields :class:`Check` results: ``ok``, ``warn`` (worth knowing, not broken), ``fail``
-(something a tool will trip over) or ``skip`` (could not be judged because something it needs is
-broken; that something is reported on its own). A result never holds a token: token replies are
-read for their expiry and dropped right here.
-"""
-
-import json
 import os
 import stat
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Iterator, Optional
 
-from . import config as config_mod, paths
-from .client import Client
-from .errors import CredhelperError
-
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-_MARK = {OK: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
-
-
-@dataclass(frozen=True)
-class Check:
-    """One finding: what was checked, how it stands, and the command or edit that fixes it."""
-
-    name: str
-    status: str
-    message: str
-    fix: Optional[str] = None
-
-
-@dataclass
-class Context:
-    """What the checks share: the config (None when broken) and the daemon's ping reply."""
-
-    config: Optional[config_mod.Config] = None
-    daemon: Optional[Dict[str, Any]] = None
-    issuers: Optional[List[str]] = None
+from ... import config as config_mod, paths
+from ...client import Client
+from ...errors import CredhelperError
+from .report import FAIL, OK, WARN, Check, Context
 
 
 def check_config(ctx: Context) -> Iterator[Check]:
@@ -114,7 +85,7 @@ def check_key_storage(ctx: Context) -> Iterator[Check]:
     text = (ctx.daemon or {}).get("key_storage")
     if not text:
         try:
-            from .keystore import choose_keystore
+            from ...keystore import choose_keystore
 
             text = choose_keystore(paths.state_dir()).describe()
         except Exception as exc:  # noqa: BLE001 - a broken keyring is a finding, not a crash
@@ -125,51 +96,3 @@ def check_key_storage(ctx: Context) -> Iterator[Check]:
                     "for better protection install a keyring backend (e.g. Secret Service)")
     else:
         yield Check("key storage", OK, text)
-
-
-def _checks() -> List[Callable[[Context], Iterator[Check]]]:
-    from . import doctor_idp, doctor_scan, doctor_tools
-
-    return [check_config, check_daemon, check_files, doctor_tools.check_git,
-            doctor_tools.check_pip, doctor_tools.check_npm, doctor_idp.check_idp,
-            doctor_idp.check_tokens, check_key_storage, doctor_scan.check_workspace]
-
-
-def collect() -> List[Check]:
-    """Run every check in order; a check that crashes is reported, never raised."""
-    ctx, results = Context(), []
-    for check in _checks():
-        try:
-            results.extend(check(ctx))
-        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
-            name = check.__name__.replace("check_", "")
-            results.append(Check(name, FAIL, f"the check itself failed: {type(exc).__name__}",
-                                 "please report this with `credhelper doctor --json`"))
-    return results
-
-
-def render(results: List[Check]) -> str:
-    """The human list: one line per finding, a fix line under each problem."""
-    lines = []
-    for result in results:
-        lines.append(f"{_MARK[result.status]} {result.name}: {result.message}")
-        if result.fix and result.status in (FAIL, WARN):
-            lines.append(f"    fix: {result.fix}")
-    failed = sum(r.status == FAIL for r in results)
-    warned = sum(r.status == WARN for r in results)
-    lines.append("all good" if not failed and not warned else
-                 f"{failed} problem(s), {warned} warning(s)")
-    return "\n".join(lines)
-
-
-def run_doctor(as_json: bool = False) -> int:
-    """Run the checks, print them; 0 when nothing failed (warnings alone are fine), else 1."""
-    started = time.monotonic()
-    results = collect()
-    healthy = not any(r.status == FAIL for r in results)
-    if as_json:
-        print(json.dumps({"ok": healthy, "seconds": round(time.monotonic() - started, 2),
-                          "checks": [asdict(r) for r in results]}, indent=2))
-    else:
-        print(render(results))
-    return 0 if healthy else 1

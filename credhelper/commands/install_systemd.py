@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .atomic import write_atomic
-from .errors import CredhelperError
+from ..atomic import write_atomic
+from ..errors import CredhelperError
 
 SOCKET_UNIT = """\
 [Unit]

@@ -9,7 +9,7 @@ import msal
 from .errors import VaultError
 from .vault import Vault
 
-log = logging.getLogger("credhelper.sessions")
+log = logging.getLogger("credhelper.msal_cache")
 
 
 class Sessions:

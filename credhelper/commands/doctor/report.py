@@ -1,0 +1,48 @@
+"""What a doctor check reports: its states, one :class:`Check` per finding, the shared
+:class:`Context`, and the human rendering.
+
+``ok``, ``warn`` (worth knowing, not broken), ``fail`` (something a tool will trip over) or
+``skip`` (could not be judged because something it needs is broken; that something is reported
+on its own). A result never holds a token.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from ...config import Config
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+_MARK = {OK: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: what was checked, how it stands, and the command or edit that fixes it."""
+
+    name: str
+    status: str
+    message: str
+    fix: Optional[str] = None
+
+
+@dataclass
+class Context:
+    """What the checks share: the config (None when broken) and the daemon's ping reply."""
+
+    config: Optional[Config] = None
+    daemon: Optional[Dict[str, Any]] = None
+    issuers: Optional[List[str]] = None
+
+
+def render(results: List[Check]) -> str:
+    """The human list: one line per finding, a fix line under each problem."""
+    lines = []
+    for result in results:
+        lines.append(f"{_MARK[result.status]} {result.name}: {result.message}")
+        if result.fix and result.status in (FAIL, WARN):
+            lines.append(f"    fix: {result.fix}")
+    failed = sum(r.status == FAIL for r in results)
+    warned = sum(r.status == WARN for r in results)
+    lines.append("all good" if not failed and not warned else
+                 f"{failed} problem(s), {warned} warning(s)")
+    return "\n".join(lines)

@@ -1,0 +1,241 @@
+"""One function per socket op, each given the :class:`Core` it works on.
+
+Nothing here imports the daemon: the daemon hands in what an op may trigger (``reload``,
+``stop``) as callables. ``get`` is the hot path and knows whether it may wait: the accept loop
+calls it with ``may_wait=False`` and gets None whenever answering would need a lock, the
+network or an error reply, and the request then goes to a worker, which calls it again.
+"""
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from . import __version__
+from .config import Config, Route
+from .errors import AuthFailed, CredhelperError, RequestError
+from .listener import Peer
+from .logs import AuditLog
+from .msal_cache import Sessions
+from .routing import Router, redact_url
+from .sinks.keeper import SinkKeeper
+from .tokens import TokenManager
+
+Reply = Dict[str, Any]
+Op = Callable[["Core", Dict[str, Any], Peer], Optional[Reply]]
+
+_UNSAFE = ("\r", "\n", "\0")
+_ROUTE_CACHE = 512
+
+
+@dataclass
+class Core:
+    """What the ops work on; the daemon swaps ``config`` and ``router`` on reload."""
+
+    config: Config
+    router: Router
+    tokens: TokenManager
+    sessions: Sessions
+    sinks: SinkKeeper
+    audit: AuditLog
+    keystore: Any
+    config_path: Path
+    socket_path: Path
+    state_dir: Path
+    reload: Callable[[], None]
+    stop: Callable[[], None]
+    started: float = field(default_factory=time.time)
+    reload_error: Optional[str] = None
+    # A memo of URL -> route (a git fetch asks for the same URL over and over); tied to the
+    # router it came from, so a reload empties it.
+    _routes: Tuple[Optional[Router], Dict[str, Route]] = field(default=(None, {}), repr=False)
+
+    def route(self, url: str) -> Route:
+        """The route for ``url``, remembered while the router stays the same."""
+        router = self.router
+        routes = self._routes
+        if routes[0] is not router:
+            routes = self._routes = (router, {})
+        route = routes[1].get(url)
+        if route is None:
+            route = router.resolve(url)
+            if len(routes[1]) >= _ROUTE_CACHE:
+                routes[1].clear()
+            routes[1][url] = route
+        return route
+
+
+def _tool(request: Dict[str, Any]) -> str:
+    return str(request.get("for", "cli"))[:20]
+
+
+def _url(request: Dict[str, Any]) -> str:
+    url = request.get("url")
+    if not isinstance(url, str) or not url:
+        raise RequestError("'url' must be a non-empty string")
+    return url
+
+
+def ping(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """The daemon is alive: its version and pid."""
+    return {"ok": True, "version": __version__, "pid": os.getpid()}
+
+
+def get(core: Core, request: Dict[str, Any], peer: Peer, may_wait: bool = True) -> Optional[Reply]:
+    """A token for ``url``, audited; with ``may_wait=False``, None unless one is fresh in memory."""
+    url = request.get("url")
+    if not isinstance(url, str) or not url:
+        if not may_wait:
+            return None
+        raise RequestError("'url' must be a non-empty string")
+    try:
+        route = core.route(url)
+        if may_wait:
+            token = core.tokens.get(route.account, route.scopes)
+        else:
+            held = core.tokens.peek(route.account, route.scopes)
+            if held is None:
+                return None
+            token = held
+        if any(c in token.access_token for c in _UNSAFE):
+            raise AuthFailed("the identity provider returned a token with control characters")
+    except CredhelperError as exc:
+        if not may_wait:
+            return None  # the worker's call answers the error and audits it
+        core.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                         url=redact_url(url, 300), outcome=exc.code)
+        raise
+    core.audit.write(event="get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                     url=redact_url(url, 300), account=route.account, outcome="ok")
+    return {"ok": True, "username": route.username, "token": token.access_token,
+            "expires_on": int(token.expires_on), "account": route.account}
+
+
+def fast(core: Core, request: Dict[str, Any], peer: Peer) -> Optional[Reply]:
+    """The accept loop's shortcut: ``ping``, or a ``get`` answered from memory; else None."""
+    op = request["op"]
+    if op == "get":
+        return get(core, request, peer, may_wait=False)
+    if op == "ping":
+        return ping(core, request, peer)
+    return None
+
+
+def invalidate(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """A tool says ``token`` was rejected: drop it so the next ``get`` acquires a new one."""
+    url = _url(request)
+    token = request.get("token")
+    if not isinstance(token, str):
+        raise RequestError("'token' must be a string")
+    route = core.router.resolve(url)
+    dropped = core.tokens.invalidate(route.account, route.scopes, token)
+    core.audit.write(event="invalidate", pid=peer.pid, exe=peer.exe, url=redact_url(url, 300),
+                     account=route.account, outcome="dropped" if dropped else "not_held")
+    return {"ok": True, "dropped": dropped}
+
+
+def status(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """Accounts, slots, routes and sinks; never a token."""
+    config = core.config
+    return {
+        "ok": True, "version": __version__, "pid": os.getpid(),
+        "uptime": round(time.time() - core.started, 1),
+        "config": str(core.config_path), "config_error": core.reload_error,
+        "socket": str(core.socket_path), "state_dir": str(core.state_dir),
+        "key_storage": core.keystore.describe(), "cache_problem": core.sessions.problem,
+        "accounts": [_account_status(core, name) for name in config.accounts],
+        "slots": core.tokens.status(),
+        "routes": [{"url": r.url, "account": r.account, "scopes": list(r.scopes)}
+                   for r in config.routes],
+        **core.sinks.status(),
+    }
+
+
+def _account_status(core: Core, name: str) -> Dict[str, Any]:
+    account = core.config.accounts[name]
+    info: Dict[str, Any] = {"name": name, "flow": account.flow}
+    source = core.tokens.source(name)
+    if hasattr(source, "signed_in"):
+        info["signed_in"] = source.signed_in()
+    return info
+
+
+def reload(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """Load the config file again; a broken one is an error reply and the old config stays."""
+    core.reload()
+    return {"ok": True}
+
+
+def stop(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """Stop the daemon, just after this reply has gone out."""
+    threading.Timer(0.05, core.stop).start()
+    return {"ok": True}
+
+
+def _interactive_source(core: Core, request: Dict[str, Any]) -> Tuple[str, Any]:
+    """The device-code account a request names (or the only one) and its source."""
+    config = core.config
+    name = request.get("account")
+    accounts = [a for a in config.accounts.values() if a.flow == "device_code"]
+    if name is None:
+        if len(accounts) != 1:
+            raise RequestError(
+                "name the account to sign in: " + (", ".join(a.name for a in accounts) or
+                                                   "no device_code account is configured"))
+        name = accounts[0].name
+    if name not in config.accounts:
+        raise RequestError(f"no account named {str(name)[:60]!r} in {core.config_path}")
+    if config.accounts[name].flow != "device_code":
+        raise RequestError(f"account {name!r} signs in by itself ({config.accounts[name].flow})")
+    return name, core.tokens.source(name)
+
+
+def login_start(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """Start a device-code sign-in; the reply carries the code to show the person."""
+    name, source = _interactive_source(core, request)
+    flow = source.login_start()
+    core.audit.write(event="login_start", pid=peer.pid, exe=peer.exe, account=name)
+    return {"ok": True, "account": name, **flow}
+
+
+def login_wait(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """Wait up to ``wait`` seconds for the sign-in to finish (or cancel it)."""
+    name, source = _interactive_source(core, request)
+    wait = request.get("wait", 10)
+    if not isinstance(wait, (int, float)) or not 0 <= wait <= 60:
+        raise RequestError("'wait' must be a number of seconds between 0 and 60")
+    if request.get("cancel"):
+        source.login_cancel()
+    result = source.login_wait(float(wait))
+    if result.get("state") == "done":
+        core.sessions.persist()
+        core.tokens.drop_account(name)  # slots re-acquire with the new sign-in
+        core.sinks.warm()  # dropping took the pinned sink slots too: the files need them
+        core.audit.write(event="login", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
+    return {"ok": True, "account": name, **result}
+
+
+def logout(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """Forget an account's sign-in: memory, cache and every sink's file."""
+    name, source = _interactive_source(core, request)
+    source.logout()
+    core.tokens.drop_account(name)
+    core.sessions.persist()
+    core.sinks.forget_account(name)
+    core.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
+    return {"ok": True, "account": name}
+
+
+OPS: Dict[str, Op] = {
+    "ping": ping, "get": get, "invalidate": invalidate, "status": status, "reload": reload,
+    "stop": stop, "login_start": login_start, "login_wait": login_wait, "logout": logout,
+}
+
+
+def handle(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """Answer one request on a worker thread (the op name was checked by the protocol)."""
+    reply = OPS[request["op"]](core, request, peer)
+    assert reply is not None  # only get(may_wait=False) answers None
+    return reply

@@ -1,0 +1,45 @@
+"""The one seam every sink sits behind: a tool's own file that holds tokens for its registries.
+
+A sink owns one file format (key, block parse, block render) and one section of the config.
+The daemon never talks to a sink directly: :class:`~credhelper.sinks.keeper.SinkKeeper` tells
+it which tokens changed.
+"""
+
+from pathlib import Path
+from typing import Iterable, Mapping, Tuple
+
+from ..config import Config
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
+    Protocol = object  # type: ignore[assignment]
+
+
+class Sink(Protocol):
+    """A tool's user-level file kept fresh with tokens, inside a managed block."""
+
+    name: str   # the tool, and the key of this sink in ``status``
+    path: Path  # the file it keeps
+
+    @property
+    def registries(self) -> Tuple[str, ...]:
+        """The registry URLs this sink wants tokens for (from the config)."""
+
+    def reconfigure(self, config: Config) -> None:
+        """Take this sink's registries from a (re)loaded config; dropped ones leave the file."""
+
+    def write(self, tokens: Mapping[str, str]) -> None:
+        """Render ``tokens`` (registry URL -> token) into the file; other registries keep theirs."""
+
+    def forget(self, registries: Iterable[str]) -> None:
+        """Drop these registries' tokens (a sign-out); none left means no block."""
+
+    def remove(self) -> None:
+        """Take the managed block out of the file."""
+
+    def watch(self) -> None:
+        """Put the block back whenever something else rewrites the file."""
+
+    def stop(self) -> None:
+        """Stop watching."""
