@@ -43,6 +43,8 @@ class Daemon:
         self.state_dir = state_dir or paths.state_dir()
         self.socket_path = socket_path or paths.socket_path()
         self._lock = threading.RLock()
+        paths.refuse_checkout(self.state_dir, "state directory")
+        paths.refuse_checkout(self.socket_path, "socket")
         paths.ensure_private_dir(self.state_dir)
         setup_logging(self.state_dir, foreground)
         harden_process()  # before the vault puts a refresh token in memory
