@@ -268,6 +268,11 @@ def test_peer_of_another_uid_is_refused_even_when_file_modes_allow(ws: Workspace
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"PATH": "/usr/bin"})
             out, err = own.communicate(timeout=20)
             assert json.loads(out)["ok"] is True, err
+            # no core file, and not dumpable: its /proc entries (mem, environ) belong to root
+            limits = (Path("/proc") / str(daemon.pid) / "limits").read_text()
+            assert [line.split()[4:6] for line in limits.splitlines()
+                    if line.startswith("Max core file size")] == [["0", "0"]]
+            assert (Path("/proc") / str(daemon.pid) / "environ").stat().st_uid == 0
             audit = (home / "state" / "audit.log").read_text().splitlines()
             refused = [json.loads(line) for line in audit if '"refused"' in line]
             assert {r["uid"] for r in refused} == {0, stranger.pw_uid}
