@@ -9,6 +9,7 @@ import os
 import socket
 import stat
 import struct
+import time
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional, Union
@@ -110,7 +111,7 @@ class Client:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
-            sock.connect(self.socket_path)
+            self._connect_patiently(sock, timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise DaemonUnavailable(
@@ -130,6 +131,22 @@ class Client:
             raise ForeignSocket(f"refusing the daemon socket {self.socket_path}: "
                                 f"the process on it runs as uid {uid}, not as you")
         return sock
+
+    def _connect_patiently(self, sock: socket.socket, timeout: float) -> None:
+        # A Unix socket with a timeout is non-blocking inside: when the daemon's accept queue is
+        # full, connect() fails with EAGAIN at once instead of waiting. A burst of clients is
+        # not an outage; wait for room, within our timeout.
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                sock.connect(self.socket_path)
+                return
+            except BlockingIOError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     def call(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
         """Send one request; a failed reply is raised as the matching ``CredhelperError``."""

@@ -88,7 +88,7 @@ def bind_unix(path: Path) -> socket.socket:
     finally:
         os.umask(old)
     os.chmod(path, 0o600)
-    sock.listen(128)
+    sock.listen(socket.SOMAXCONN)  # a burst of clients waits in the queue, not in a retry
     return sock
 
 
