@@ -19,7 +19,7 @@ JS_TOOLS := npm:npm@$(NPM_VERSION) yarn:yarn@$(YARN_VERSION) \
             berry:@yarnpkg/cli-dist@$(BERRY_VERSION) bun:bun@$(BUN_VERSION)
 JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VERSION)
 
-.PHONY: demo test bench clean deps
+.PHONY: demo test bench stress clean deps
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP)
 
 bench: $(STAMP) $(JS_STAMP)
 	$(PY) benchmarks/run.py
+
+# The long forms of tests/test_stress.py (make test runs the short ones): 100,000 fuzz inputs
+# over the socket, the git helper and the keyring backend; 500 clients for 60 s. Prints the
+# figures the README's Hardening section reports.
+stress: $(STAMP)
+	CREDHELPER_STRESS=long $(PY) -m pytest tests/test_stress.py -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .tools build *.egg-info

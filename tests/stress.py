@@ -231,9 +231,33 @@ def _keyring_problem(keyring: Any, service: str, username: Optional[str]) -> Opt
     return None
 
 
-def load(socket_path: str, url: str, clients: int, seconds: float) -> Dict[str, Any]:
-    """``clients`` threads doing warm ``get``s back to back for ``seconds``; latencies in ms."""
-    barrier = threading.Barrier(clients + 1)
+def load(socket_path: str, url: str, clients: int, seconds: float, processes: int = 4
+         ) -> Dict[str, Any]:
+    """``clients`` clients doing warm ``get``s back to back for ``seconds``; latencies in ms.
+
+    The clients are threads spread over ``processes`` processes (one Python process cannot
+    keep 500 clients busy on its own), all started together at one wall-clock moment.
+    """
+    import multiprocessing
+
+    start_at = time.time() + 2.0 + 0.2 * processes  # after every process has started
+    shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.starmap(_load_part, [(socket_path, url, n, seconds, start_at) for n in shares])
+    flat = sorted(x for part in parts for per in part["latencies"] for x in per)
+    errors = [e for part in parts for e in part["errors"]]
+    elapsed = max(part["elapsed"] for part in parts)
+    return {"clients": clients, "processes": processes, "seconds": round(elapsed, 1),
+            "requests": len(flat), "per_second": round(len(flat) / elapsed), "errors": len(errors),
+            "first_errors": errors[:5],
+            "idle_clients": sum(1 for part in parts for per in part["latencies"] if not per),
+            "p50_ms": round(statistics.median(flat), 2) if flat else None,
+            "p99_ms": round(flat[int(len(flat) * 0.99) - 1], 2) if flat else None,
+            "max_ms": round(flat[-1], 2) if flat else None}
+
+
+def _load_part(socket_path: str, url: str, clients: int, seconds: float, start_at: float
+               ) -> Dict[str, Any]:
     stop = threading.Event()
     latencies: List[List[float]] = [[] for _ in range(clients)]
     errors: List[str] = []
@@ -241,12 +265,11 @@ def load(socket_path: str, url: str, clients: int, seconds: float) -> Dict[str, 
     def client(index: int) -> None:
         mine = latencies[index]
         c = Client(socket_path, timeout=60)
-        barrier.wait()
+        time.sleep(max(0.0, start_at - time.time()))
         while not stop.is_set():
             began = time.perf_counter()
             try:
-                reply = c.get(url, for_="load")
-                if not reply.get("token"):
+                if not c.get(url, for_="load").get("token"):
                     errors.append("no token")
             except Exception as exc:  # noqa: BLE001 - every failure counts
                 errors.append(f"{type(exc).__name__}: {exc}")
@@ -255,18 +278,9 @@ def load(socket_path: str, url: str, clients: int, seconds: float) -> Dict[str, 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
-    barrier.wait()
-    began = time.monotonic()
-    time.sleep(seconds)
+    time.sleep(max(0.0, start_at - time.time()) + seconds)
     stop.set()
     for thread in threads:
         thread.join(120)
-    elapsed = time.monotonic() - began
-    flat = sorted(x for per in latencies for x in per)
-    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(flat),
-            "per_second": round(len(flat) / elapsed), "errors": len(errors),
-            "first_errors": errors[:5], "idle_clients": sum(1 for per in latencies if not per),
-            "p50_ms": round(statistics.median(flat), 2) if flat else None,
-            "p99_ms": round(flat[int(len(flat) * 0.99) - 1], 2) if flat else None,
-            "max_ms": round(flat[-1], 2) if flat else None}
-
+    return {"latencies": latencies, "errors": errors,
+            "elapsed": time.time() - start_at}
