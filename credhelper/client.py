@@ -6,7 +6,7 @@ Standard library only: this runs in every git and pip process.
 from __future__ import annotations
 
 import os
-import socket
+import _socket as socket  # socket.py pulls in selectors and enum: ~25 ms on every git call
 import stat
 import struct
 import time
