@@ -4,6 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Most tests wait on real git, pip, npm and daemon processes, so two workers per core keep a small
+# machine busy; each worker runs its own emulator and leak check. TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 4
 # pnpm for the pnpm end-to-end tests: pinned, from the npm registry, kept inside the checkout.
 PNPM_VERSION := 10.34.9
 PNPM_STAMP   := .tools/.pnpm-$(PNPM_VERSION)
@@ -18,16 +21,24 @@ BUN_VERSION   := 1.4.5
 JS_TOOLS := npm:npm@$(NPM_VERSION) yarn:yarn@$(YARN_VERSION) \
             berry:@yarnpkg/cli-dist@$(BERRY_VERSION) bun:bun@$(BUN_VERSION)
 JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VERSION)
+# pip 23.3 for the old-pip test (the last pip before --keyring-provider auto): its wheel, kept in
+# the checkout so a test run makes a venv from it offline instead of downloading it every time.
+OLD_PIP_VERSION := 23.3.2
+OLD_PIP_WHEEL   := .tools/pip/pip-$(OLD_PIP_VERSION)-py3-none-any.whl
 
-.PHONY: demo test bench stress clean deps
+.PHONY: demo test test-fast bench stress clean deps
 
+# pip's own lines (Collecting, Installing) are the progress of the ~30 s first install.
 $(STAMP): setup.cfg setup.py pyproject.toml
+	@echo "== creating $(VENV) and installing credhelper with its test tools (first time: about 30 s)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(PY) -m pip install --progress-bar off --upgrade pip
+	$(PY) -m pip install --progress-bar off -e '.[test]'
+	@echo "== $(VENV) ready"
 	touch $@
 
 $(PNPM_STAMP):
+	@echo "== fetching pnpm $(PNPM_VERSION) from the npm registry into .tools/"
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error pnpm@$(PNPM_VERSION)
 	touch $@
 
@@ -57,8 +68,17 @@ deps:
 	fi
 
 # pytest exits 5 when it collected no test; make treats that as the failure it is.
-test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+$(OLD_PIP_WHEEL): $(STAMP)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: -d .tools/pip pip==$(OLD_PIP_VERSION)
+
+# loadgroup keeps tests marked xdist_group(name) on one worker (those that cannot share).
+test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(OLD_PIP_WHEEL)
+	$(PY) -m mypy
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The unit tests only: no daemon process, emulator, git, pip or npm (marker set in conftest.py).
+test-fast: $(STAMP)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m 'not e2e' $(PYTEST_ARGS)
 
 bench: $(STAMP) $(JS_STAMP)
 	$(PY) benchmarks/run.py

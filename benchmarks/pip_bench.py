@@ -11,7 +11,7 @@ import time
 from typing import Callable, Dict, List
 
 from harness import BIN, Workspace
-from run import median_ms, percentile, table
+from stats import median_ms, percentile, table
 
 PACKAGES = [f"bench-private-{i:02d}" for i in range(20)]
 NULL_BACKEND = "keyring.backends.null.Keyring"

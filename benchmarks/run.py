@@ -7,14 +7,13 @@ emulator in a throwaway HOME.
 import multiprocessing
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Sequence
+from typing import Any, Callable, List
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -22,38 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from credhelper import protocol  # noqa: E402
 from credhelper.emulator import Emulator  # noqa: E402
 from harness import BIN, Workspace  # noqa: E402
-
-
-def median_ms(samples: Sequence[float]) -> float:
-    """Median of seconds, in milliseconds."""
-    return statistics.median(samples) * 1000
-
-
-def percentile(samples: List[float], pct: float) -> float:
-    """Nearest-rank percentile of seconds, in milliseconds."""
-    ordered = sorted(samples)
-    index = max(0, min(len(ordered) - 1, int(round(pct / 100 * len(ordered))) - 1))
-    return ordered[index] * 1000
-
-
-def time_runs(fn: Callable[[], None], runs: int) -> List[float]:
-    """Wall time of ``runs`` calls, after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Print a Markdown table."""
-    print(f"\n### {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(c) for c in row) + " |")
+from stats import median_ms, percentile, table, time_runs  # noqa: E402
 
 
 def bench_git_fill(ws: Workspace, runs: int = 30) -> None:

@@ -10,13 +10,12 @@ Standard library only: this runs in every git and pip process.
 """
 
 import fcntl
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence, Union
 
 from . import paths
 from .client import Client
@@ -31,36 +30,23 @@ _POLL_MAX = 0.25
 _started: List[subprocess.Popen] = []
 
 
-def disabled() -> bool:
-    """True when ``CREDHELPER_NO_AUTOSTART`` asks us never to start a daemon."""
-    return os.environ.get("CREDHELPER_NO_AUTOSTART", "").strip() not in ("", "0")
-
-
 def daemon_command() -> List[str]:
-    """The command that runs the daemon in the foreground.
-
-    ``CREDHELPER_DAEMON_COMMAND`` (a JSON list) exists for tests, which start a fake daemon.
-    """
-    override = os.environ.get("CREDHELPER_DAEMON_COMMAND")
-    if override:
-        command = json.loads(override)
-        if not isinstance(command, list) or not command or not all(isinstance(w, str) for w in command):
-            raise ValueError("CREDHELPER_DAEMON_COMMAND must be a JSON list of strings")
-        return command
-    return [sys.executable, "-m", "credhelper", "daemon"]
+    """The command that runs the daemon in the foreground, with the Python running us."""
+    # Its stderr is autostart.log, kept for what goes wrong before logging starts; the log
+    # lines proper go to daemon.log alone, not twice.
+    return [sys.executable, "-m", "credhelper", "daemon", "--log-file-only"]
 
 
-def ensure_daemon(socket_path: Path, timeout: float = 5.0, force: bool = False) -> bool:
+def ensure_daemon(socket_path: Union[str, Path], timeout: float = 5.0,
+                  command: Optional[Sequence[str]] = None) -> bool:
     """Make a daemon answer on ``socket_path``, starting one if none does; True when one answers.
 
-    ``force`` is for an explicit ``credhelper start``: it starts even when
-    ``CREDHELPER_NO_AUTOSTART`` keeps git and pip from doing so.
+    Whether git and pip may start one (``CREDHELPER_NO_AUTOSTART``) is decided before this is
+    called (``frontends.common.starter``); ``command`` replaces ``daemon_command()`` (tests).
     """
     socket_path = Path(socket_path)
     if _answers(socket_path):
         return True
-    if disabled() and not force:
-        return False
     deadline = time.monotonic() + timeout
     paths.ensure_private_dir(socket_path.parent)
     lock_path = socket_path.with_name(socket_path.name + LOCK_SUFFIX)
@@ -72,7 +58,7 @@ def ensure_daemon(socket_path: Path, timeout: float = 5.0, force: bool = False) 
             # Whoever held the lock before us may have started the daemon already.
             if _answers(socket_path):
                 return True
-            return _wait_until_ready(socket_path, _spawn(socket_path), deadline)
+            return _wait_until_ready(socket_path, _spawn(socket_path, command), deadline)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
@@ -97,7 +83,7 @@ def _lock(fd: int, deadline: float) -> bool:
             delay = min(delay * 2, _POLL_MAX)
 
 
-def _spawn(socket_path: Path) -> Optional[subprocess.Popen]:
+def _spawn(socket_path: Path, command: Optional[Sequence[str]]) -> Optional[subprocess.Popen]:
     """Start the daemon detached from us: own session, no pipes back to git or pip.
 
     An inherited stdout would make git wait for the daemon to exit before it reads our answer;
@@ -106,14 +92,14 @@ def _spawn(socket_path: Path) -> Optional[subprocess.Popen]:
     env = paths.tool_environment(dict(os.environ))
     env["CREDHELPER_SOCKET"] = str(socket_path)  # the daemon must bind where we will look
     try:
-        command = daemon_command()
+        argv = list(command) if command else daemon_command()
         state = paths.ensure_private_dir(paths.state_dir())
         log_fd = os.open(state / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    except (OSError, ValueError):
+    except OSError:
         return None
     try:
         proc = subprocess.Popen(
-            command, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+            argv, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
             start_new_session=True, close_fds=True,
         )
         _started.append(proc)

@@ -1,54 +1,28 @@
 """The ``credhelper`` command line. Errors are one line on stderr with a documented exit code.
 
-Exit codes:
-
-    0    ok
-    1    something failed (doctor found problems, auth failed, a sign-in could not start)
-    2    bad usage or bad config
-    3    the daemon is not running
-    4    sign-in needed: run ``credhelper login ACCOUNT``
-    5    login: the person declined the sign-in
-    6    login: the code expired before the sign-in finished
-    7    login: cancelled by another ``credhelper login`` or ``logout`` of the same account
-    130  login: interrupted (Ctrl-C); the sign-in is cancelled in the daemon too
+Errors are caught in one place (``_Group.invoke``); the exit codes are listed in
+``commands/exits.py``. The commands' work lives in ``commands/``.
 """
 
 import json
 import os
+import shutil
 import sys
 import time
-from typing import Any, Dict, NoReturn, Optional
+from typing import Any, Callable, List, NoReturn, Optional, Tuple
 
 import click
 
-from . import __version__, paths
+from . import __version__, environment, paths
 from .client import Client
-from .errors import (ConfigError, CredhelperError, DaemonUnavailable, LoginFailed, NotSignedIn,
-                     RequestError)
-
-EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON, EXIT_SIGN_IN = 1, 2, 3, 4
-
-_EXIT_BY_ERROR = (
-    (ConfigError, EXIT_USAGE), (RequestError, EXIT_USAGE), (DaemonUnavailable, EXIT_NO_DAEMON),
-    (NotSignedIn, EXIT_SIGN_IN), (LoginFailed, EXIT_FAILED),
-)
+from .commands.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PIPE, for_error
+from .errors import CredhelperError, DaemonUnavailable, NoRoute, RequestError
 
 
 def fail(exc: CredhelperError) -> NoReturn:
     """Print one line for ``exc`` and exit with its documented code."""
     click.echo(f"credhelper: {exc.message}", err=True)
-    for cls, code in _EXIT_BY_ERROR:
-        if isinstance(exc, cls):
-            sys.exit(code)
-    sys.exit(EXIT_FAILED)
-
-
-def call(op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
-    """One daemon request; errors end the command with one line."""
-    try:
-        return Client().call(op, timeout=timeout, **fields)
-    except CredhelperError as exc:
-        fail(exc)
+    sys.exit(for_error(exc))
 
 
 class _Group(click.Group):
@@ -57,16 +31,23 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; never end in a traceback."""
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # a reader gone (`| head`) shows here, not at interpreter exit
+        except BrokenPipeError:
+            # As coreutils: stop quietly. Whatever is still buffered goes nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_PIPE)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except CredhelperError as exc:
             fail(exc)
         except KeyboardInterrupt:
             click.echo("credhelper: interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001
-            if os.environ.get("CREDHELPER_DEBUG"):
+            if environment.debug():
                 raise
             from .logs import redact
 
@@ -82,14 +63,13 @@ def main() -> None:
 
 
 @main.command()
-def daemon() -> None:
+@click.option("--log-file-only", is_flag=True,
+              help="Log to daemon.log only, not to stderr too (autostart: stderr is a file).")
+def daemon(log_file_only: bool) -> None:
     """Run the daemon in the foreground (systemd socket activation supported)."""
     from .daemon import Daemon
 
-    try:
-        Daemon(foreground=True).serve()
-    except CredhelperError as exc:
-        fail(exc)
+    Daemon(foreground=not log_file_only).serve()
 
 
 @main.command()
@@ -102,13 +82,10 @@ def start(timeout: float) -> None:
     if Client().ping():
         click.echo("credhelper: the daemon is already running")
         return
-    try:
-        config.load(paths.config_path())  # a clear error now beats a dead background process
-        if not ensure_daemon(paths.socket_path(), timeout=timeout, force=True):
-            raise DaemonUnavailable(
-                f"the daemon did not become ready in {timeout:g}s; see {paths.state_dir() / 'daemon.log'}")
-    except CredhelperError as exc:
-        fail(exc)
+    config.load(paths.config_path())  # a clear error now beats a dead background process
+    if not ensure_daemon(paths.socket_path(), timeout=timeout):
+        raise DaemonUnavailable(
+            f"the daemon did not become ready in {timeout:g}s; see {paths.state_dir() / 'daemon.log'}")
     click.echo(f"credhelper: daemon ready on {paths.socket_path()}")
 
 
@@ -121,8 +98,6 @@ def stop() -> None:
     except DaemonUnavailable:
         click.echo("credhelper: the daemon is not running")
         return
-    except CredhelperError as exc:
-        fail(exc)
     deadline = time.monotonic() + 10
     while os.path.exists(client.socket_path) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -135,7 +110,7 @@ def status(as_json: bool) -> None:
     """Show accounts, token slots and their health (never a token)."""
     from .commands.status import render_status
 
-    reply = call("status")
+    reply = Client().call("status")
     if as_json:
         click.echo(json.dumps(reply, indent=2, sort_keys=True))
     else:
@@ -145,7 +120,7 @@ def status(as_json: bool) -> None:
 @main.command()
 def reload() -> None:
     """Reload the config file; a broken file keeps the running config."""
-    call("reload")
+    Client().call("reload")
     click.echo("credhelper: config reloaded")
 
 
@@ -155,18 +130,18 @@ def login(account: Optional[str]) -> None:
     """Sign a person in with a device code."""
     from .commands.login import run_login
 
-    try:
-        sys.exit(run_login(Client(), account))
-    except CredhelperError as exc:
-        fail(exc)
+    sys.exit(run_login(Client(), account))
 
 
 @main.command()
 @click.argument("account", required=False)
 def logout(account: Optional[str]) -> None:
     """Forget an account's sign-in: memory, cache and npm config."""
-    reply = call("logout", account=account)
-    click.echo(f"credhelper: signed out of {reply['account']}")
+    reply = Client().call("logout", account=account)
+    if reply.get("signed_out", True):
+        click.echo(f"credhelper: signed out of {reply['account']}")
+    else:
+        click.echo(f"credhelper: nobody was signed in to {reply['account']}; nothing to do")
 
 
 @main.command()
@@ -175,11 +150,14 @@ def logout(account: Optional[str]) -> None:
 @click.option("--header-value", "form", flag_value="value", help="Print 'Bearer …'.")
 def token(url: str, form: Optional[str]) -> None:
     """Print a token for URL (for scripts and pnpm's tokenHelper)."""
+    from .frontends.common import starter
+
     try:
-        reply = Client(autostart=True).get(url, for_="cli")
-    except CredhelperError as exc:
-        fail(exc)
-    value = reply["token"]
+        value = Client(starter=starter()).get(url, "cli")["token"]
+    except NoRoute as exc:
+        raise NoRoute(f"{exc.message}; to send tokens there, add a [[routes]] entry whose url "
+                      f"covers it to {paths.config_path()} (README: configuration reference)"
+                      ) from exc
     if form == "header":
         click.echo(f"Authorization: Bearer {value}")
     elif form == "value":
@@ -188,38 +166,59 @@ def token(url: str, form: Optional[str]) -> None:
         click.echo(value)
 
 
+# What `configure TOOL` runs, in the order `configure all` runs them (`--remove` goes backwards).
+# Each side is (config, dry_run) -> change lines; each tool keeps its undo data in the tool record.
+TOOLS = ("git", "pip", "npm", "pnpm", "yarn")
+
+
+def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]:
+    from .commands import configure as conf, configure_js as js
+
+    return {
+        "git": (conf.configure_git, conf.remove_git),
+        "pip": (lambda cfg, dry_run: conf.configure_pip(dry_run=dry_run), None),
+        "npm": (js.configure_npm, js.remove_npm),
+        "pnpm": (js.configure_pnpm, js.remove_pnpm),
+        "yarn": (js.configure_yarn, js.remove_yarn),
+    }[tool]
+
+
 @main.command()
-@click.argument("target", type=click.Choice(["git", "pip", "npm", "pnpm", "systemd", "all"]))
+@click.argument("target", type=click.Choice(TOOLS + ("systemd", "all")))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("--remove", is_flag=True, help="npm: remove the managed block instead.")
+@click.option("--remove", is_flag=True, help="Undo what configure did; the daemon stops keeping "
+              "the tool's file (until it is configured again).")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, npm or pnpm at credhelper (idempotent)."""
+    """Point git, pip, npm, pnpm or yarn at credhelper (idempotent), or undo it with --remove."""
     from . import config
-    from .commands import configure as conf
 
-    try:
-        changes = []
-        if target == "systemd":
-            from .commands.install_systemd import install_units
+    changes: List[str] = []
+    if target == "systemd":
+        if remove:
+            raise RequestError("configure systemd --remove is not supported; "
+                               "run: systemctl --user disable --now credhelper.socket")
+        from .commands.install_systemd import install_units
 
-            changes += install_units(dry_run=dry_run)
-        else:
-            cfg = config.load(paths.config_path())
-            if target in ("git", "all"):
-                changes += conf.configure_git(cfg, dry_run=dry_run)
-            if target in ("pip", "all"):
-                changes += conf.configure_pip(dry_run=dry_run)
-            if target in ("npm", "all"):
-                changes += conf.configure_npm(cfg, dry_run=dry_run, remove=remove)
-            if target in ("pnpm", "all"):
-                changes += conf.configure_pnpm(cfg, dry_run=dry_run)
-    except CredhelperError as exc:
-        fail(exc)
+        changes += install_units(dry_run=dry_run)
+    else:
+        cfg = config.load(paths.config_path())
+        tools = (target,) if target != "all" else tuple(
+            # yarn's own rc only for a yarn that is there (`all` means the tools on PATH)
+            t for t in TOOLS if t != "yarn" or remove or shutil.which("yarn"))
+        for tool in reversed(tools) if remove else tools:
+            setup, undo = _tool_steps(tool)
+            if not remove:
+                changes += setup(cfg, dry_run=dry_run)
+            elif undo is not None:
+                changes += undo(cfg, dry_run=dry_run)
+            elif target != "all":
+                raise RequestError(f"configure {tool} --remove is not supported yet")
     prefix = "would " if dry_run else ""
     for line in changes:
         click.echo(f"{prefix}{line}")
     if not changes:
-        click.echo(f"credhelper: {target} is already configured")
+        state = "not configured" if remove else "already configured"
+        click.echo(f"credhelper: {target} is {state}")
 
 
 @main.command()
@@ -228,17 +227,21 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @click.option("--device-code", is_flag=True, help="A person signs in with a device code.")
 @click.option("--tenant", help="Entra tenant id or domain.")
 @click.option("--client-id", help="Application (client) id.")
+@click.option("--authority", help="Identity provider URL instead of Entra's for --tenant.")
+@click.option("--ca-bundle", help="PEM file of extra CAs to trust for the authority.")
+@click.option("--url", "urls", multiple=True, help="A route: URL that gets tokens (repeatable).")
+@click.option("--scope", "scopes", multiple=True,
+              help="Scope for the --url routes (repeatable; default: the Azure DevOps preset).")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
-         client_id: Optional[str], force: bool) -> None:
+         client_id: Optional[str], authority: Optional[str], ca_bundle: Optional[str],
+         urls: Tuple[str, ...], scopes: Tuple[str, ...], force: bool) -> None:
     """Write a starter config file."""
     from .commands.init import run_init
 
-    try:
-        sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
-                          client_id=client_id, force=force))
-    except CredhelperError as exc:
-        fail(exc)
+    sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
+                      client_id=client_id, force=force, authority=authority,
+                      ca_bundle=ca_bundle, urls=urls, scopes=scopes))
 
 
 @main.command()
@@ -256,7 +259,4 @@ def demo(keep: bool) -> None:
     """Run git, pip and npm through credhelper against the local emulator."""
     from .commands.demo import run_demo
 
-    try:
-        sys.exit(run_demo(keep=keep))
-    except CredhelperError as exc:
-        fail(exc)
+    sys.exit(run_demo(keep=keep))

@@ -12,7 +12,9 @@ import struct
 import time
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional, Union
+    from typing import Any, Callable, Dict, Optional, Union
+
+    Starter = Callable[[str], bool]  # starts a daemon on this socket path; True when one answers
 
 from . import paths, protocol
 from .errors import CredhelperError, DaemonUnavailable, ForeignSocket, from_wire
@@ -59,16 +61,19 @@ def peer_uid(sock: socket.socket) -> int:
     return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))[1]
 
 
+_UNSAFE = ("\r", "\n", "\0")
+
+
 class Client:
     """Talks to the daemon: one connection per request, as the protocol says."""
 
     def __init__(
         self, socket_path: Optional[Union[str, os.PathLike]] = None, timeout: float = DEFAULT_TIMEOUT,
-        autostart: bool = False,
+        starter: Optional[Starter] = None,
     ) -> None:
         self.socket_path = os.fspath(socket_path) if socket_path else paths.socket_file()
         self.timeout = timeout
-        self.autostart = autostart
+        self.starter = starter  # handed in by a front-end's main(), so we never import autostart
 
     def request(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
         """Send one request and return the raw reply (``ok`` may be false)."""
@@ -91,16 +96,15 @@ class Client:
         return protocol.decode(data, limit=MAX_REPLY)
 
     def _connect(self, timeout: float) -> socket.socket:
-        """A connected socket; with ``autostart``, start the daemon once when nothing listens."""
+        """A connected socket; with a ``starter``, start the daemon once when nothing listens."""
         try:
             return self._connect_once(timeout)
         except DaemonUnavailable as exc:
             # Only "nothing listens" starts a daemon: a slow or foreign socket must not get a twin.
             nothing_listens = isinstance(exc.__cause__, (FileNotFoundError, ConnectionRefusedError))
-            if not (self.autostart and nothing_listens):
+            if self.starter is None or not nothing_listens:
                 raise
-            from . import autostart  # imported only here, off the hot path
-            if not autostart.ensure_daemon(self.socket_path):
+            if not self.starter(self.socket_path):
                 raise
         return self._connect_once(timeout)
 
@@ -155,9 +159,18 @@ class Client:
             raise from_wire(reply)
         return reply
 
-    def get(self, url: str, for_: str = "cli") -> Dict[str, Any]:
-        """A token for ``url``: ``{"username", "token", "expires_on"}``."""
-        return self.call("get", url=url, **{"for": for_})
+    def get(self, url: str, for_: str = "cli", timeout: Optional[float] = None) -> Dict[str, Any]:
+        """A token for ``url``: ``{"username", "token", "expires_on"}``, both strings checked.
+
+        A username or token that is not a string, or holds CR, LF or NUL, would let the value
+        inject lines into git's protocol or an HTTP header: it is refused here, once, for all.
+        """
+        reply = self.call("get", timeout=timeout, url=url, **{"for": for_})
+        username, token = reply.get("username"), reply.get("token")
+        if not isinstance(username, str) or not isinstance(token, str) or not token or any(
+                bad in value for value in (username, token) for bad in _UNSAFE):
+            raise CredhelperError("the daemon returned an unusable credential; nothing passed on")
+        return reply
 
     def invalidate(self, url: str, token: str) -> None:
         """Tell the daemon a tool saw ``token`` rejected for ``url``."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import paths, routing
+from .routing import DuplicateRoute, Route
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
 from .tomlpos import Locator, PathPart
 
@@ -23,7 +24,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
-PRESETS = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
+PRESETS: Dict[str, Tuple[str, ...]] = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
 FLOWS = ("federated", "device_code", "client_secret", "certificate", "managed_identity")
 _FLOW_KEYS = {
     "federated": ("assertion_command", "assertion_file"),
@@ -62,16 +63,6 @@ class Account:
     certificate_file: Optional[str] = None
     managed_identity_client_id: Optional[str] = None
     ca_bundle: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class Route:
-    """URLs under ``url`` get tokens of ``account`` for ``scopes``."""
-
-    url: str
-    account: str
-    scopes: Tuple[str, ...]
-    username: str
 
 
 @dataclass(frozen=True)
@@ -153,10 +144,13 @@ class _Checker:
         if not isinstance(raw_routes, list):
             raise self.fail(("routes",), "must be an array of tables ([[routes]])")
         routes = tuple(self.route(i, raw, parsed) for i, raw in enumerate(raw_routes))
-        self.no_duplicate_routes(routes)
+        try:
+            router = routing.Router(routes)
+        except DuplicateRoute as exc:
+            raise self.fail(("routes", exc.index, "url"), f"same URL as routes[{exc.first + 1}]") from exc
         npm = self.table(doc, ("npm",))
         self.known_keys(npm, ("npm",), _NPM_KEYS)
-        registries = self.registries(npm.get("registries", []), routes)
+        registries = self.registries(npm.get("registries", []), router)
         return Config(self.path, parsed, routes, registries)
 
     def no_inline_secrets(self, value: Any, where: Tuple[PathPart, ...]) -> None:
@@ -179,14 +173,14 @@ class _Checker:
                                                 f"{', '.join(sorted(known))})")
 
     def table(self, parent: Dict[str, Any], where: Tuple[PathPart, ...]) -> Dict[str, Any]:
-        value = parent.get(where[-1], {})
+        value = parent.get(str(where[-1]), {})
         if not isinstance(value, dict):
             raise self.fail(where, "must be a table")
         return value
 
     def string(self, table: Dict[str, Any], where: Tuple[PathPart, ...],
                required: bool = False) -> Optional[str]:
-        value = table.get(where[-1])
+        value = table.get(str(where[-1]))
         if value is None:
             if required:
                 raise self.fail(where, "missing (required)")
@@ -303,20 +297,10 @@ class _Checker:
             raise self.fail(where, "must be a non-empty list of scope strings without spaces")
         return tuple(value)
 
-    def no_duplicate_routes(self, routes: Tuple[Route, ...]) -> None:
-        seen: Dict[Tuple[str, int, Tuple[str, ...]], int] = {}
-        for index, route in enumerate(routes):
-            target = routing.canonical(route.url)
-            key = (target.host, target.port, target.path or ())
-            if key in seen:
-                raise self.fail(("routes", index, "url"), f"same URL as routes[{seen[key] + 1}]")
-            seen[key] = index
-
-    def registries(self, value: Any, routes: Tuple[Route, ...]) -> Tuple[str, ...]:
+    def registries(self, value: Any, router: routing.Router) -> Tuple[str, ...]:
         where: Tuple[PathPart, ...] = ("npm", "registries")
         if not isinstance(value, list):
             raise self.fail(where, "must be a list of registry URLs")
-        router = routing.Router(routes)
         out: List[str] = []
         for index, item in enumerate(value):
             url = self.url_value(item, where + (index,))

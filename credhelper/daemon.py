@@ -28,6 +28,7 @@ from .refresher import Refresher
 from .routing import Router
 from .sinks.keeper import SinkKeeper, open_sinks
 from .tokens import TokenManager
+from .toolrecord import ToolRecord
 from .vault import Vault
 
 log = logging.getLogger("credhelper.daemon")
@@ -55,7 +56,9 @@ class Daemon:
         tokens = TokenManager(self._build_sources(config, None), clock, rng=rng or random.Random(),
                               on_token=self._on_token)
         self.refresher = Refresher(tokens, clock)
-        self.sinks = SinkKeeper(open_sinks(config), tokens, self.refresher.wake,
+        # `configure TOOL --remove` takes a tool's file off the daemon's hands, across restarts
+        self.tools = ToolRecord(self.state_dir)
+        self.sinks = SinkKeeper(open_sinks(config, self.tools), tokens, self.refresher.wake,
                                 resolve=lambda url: self.core.router.resolve(url))
         self.core = ops.Core(
             config=config, router=Router(config.routes), tokens=tokens, sessions=self.sessions,
@@ -65,6 +68,7 @@ class Daemon:
         self._servers: List[SocketServer] = []
         self._where = ""
         self._watcher: Any = None
+        self._tools_watcher: Any = None
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -154,8 +158,9 @@ class Daemon:
 
     def _cleanup(self) -> None:
         self.refresher.stop()
-        if self._watcher is not None:
-            self._watcher.stop()
+        for watcher in (self._watcher, self._tools_watcher):
+            if watcher is not None:
+                watcher.stop()
         self.sinks.stop()
         self.sessions.persist()
         self.core.audit.close()
@@ -166,6 +171,8 @@ class Daemon:
 
         self._watcher = FileWatcher(self.config_path, self.reload)
         self._watcher.start()
+        self._tools_watcher = FileWatcher(self.tools.path, self.sinks.tools_changed)
+        self._tools_watcher.start()
 
     def _reload_logged(self) -> None:
         try:

@@ -140,6 +140,27 @@ _BY_CODE: Dict[str, Type[CredhelperError]] = {
 }
 
 
+# How a device-code sign-in ends without success: the daemon's error code and the line a person
+# reads. ``credhelper login`` gives each its own exit code (commands/exits.py).
+SIGN_IN_ENDINGS = {
+    "access_denied": "sign-in to '{account}' was declined at the sign-in page; to try again: "
+                     "credhelper login {account}",
+    "authorization_declined": "sign-in to '{account}' was declined at the sign-in page; to try "
+                              "again: credhelper login {account}",
+    "expired_token": "the code expired before sign-in finished; run credhelper login {account} "
+                     "for a new one",
+    "code_expired": "the code expired before sign-in finished; run credhelper login {account} "
+                    "for a new one",
+    "cancelled": "sign-in to '{account}' was cancelled (another credhelper login or logout took over)",
+}
+
+
+def sign_in_ending(error: str, account: str) -> Optional[str]:
+    """The line for a sign-in that ended with ``error``, or None when it is not a known ending."""
+    text = SIGN_IN_ENDINGS.get(error)
+    return text.format(account=account) if text is not None else None
+
+
 def from_wire(reply: dict) -> CredhelperError:
     """Rebuild the exception a daemon reply describes (unknown codes become the base class)."""
     cls = _BY_CODE.get(str(reply.get("code")), CredhelperError)

@@ -110,7 +110,7 @@ class AuditLog:
         fd = self._fd
         if fd is None:
             return
-        record = {"time": round(time.time(), 3)}
+        record: Dict[str, Any] = {"time": round(time.time(), 3)}
         for key, value in fields.items():
             record[key] = redact(value) if isinstance(value, str) else value
         line = _dumps(record) + "\n"

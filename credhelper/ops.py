@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import __version__
 from .config import Config, Route
@@ -139,26 +139,37 @@ def invalidate(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
 def status(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
     """Accounts, slots, routes and sinks; never a token."""
     config = core.config
+    slots = core.tokens.status()
     return {
         "ok": True, "version": __version__, "pid": os.getpid(),
         "uptime": round(time.time() - core.started, 1),
         "config": str(core.config_path), "config_error": core.reload_error,
         "socket": str(core.socket_path), "state_dir": str(core.state_dir),
         "key_storage": core.keystore.describe(), "cache_problem": core.sessions.problem,
-        "accounts": [_account_status(core, name) for name in config.accounts],
-        "slots": core.tokens.status(),
+        "accounts": [_account_status(core, name, slots) for name in config.accounts],
+        "slots": slots,
         "routes": [{"url": r.url, "account": r.account, "scopes": list(r.scopes)}
                    for r in config.routes],
         **core.sinks.status(),
     }
 
 
-def _account_status(core: Core, name: str) -> Dict[str, Any]:
+def _account_status(core: Core, name: str, slots: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """What is known of one account, from memory and the cache: status never asks the IdP, so
+    one that is down shows as this account's problem instead of hiding every other line."""
     account = core.config.accounts[name]
-    info: Dict[str, Any] = {"name": name, "flow": account.flow}
+    info: Dict[str, Any] = {"name": name, "flow": account.flow, "problem": None,
+                            "unreachable": False}
     source = core.tokens.source(name)
-    if hasattr(source, "signed_in"):
-        info["signed_in"] = source.signed_in()
+    if source is not None and hasattr(source, "signed_in"):
+        try:
+            info["signed_in"] = source.signed_in()
+        except CredhelperError as exc:
+            info["signed_in"], info["problem"] = None, exc.message
+    failing = [s for s in slots if s["account"] == name and s.get("error")]
+    if failing:
+        info["unreachable"] = any(s["error"] == "idp_unavailable" for s in failing)
+        info["problem"] = info["problem"] or failing[0]["reason"]
     return info
 
 
@@ -186,7 +197,9 @@ def _interactive_source(core: Core, request: Dict[str, Any]) -> Tuple[str, Any]:
                                                    "no device_code account is configured"))
         name = accounts[0].name
     if name not in config.accounts:
-        raise RequestError(f"no account named {str(name)[:60]!r} in {core.config_path}")
+        people = ", ".join(a.name for a in accounts) or "none"
+        raise RequestError(f"no account named {str(name)[:60]!r} in {core.config_path} "
+                           f"(accounts that sign in with credhelper login: {people})")
     if config.accounts[name].flow != "device_code":
         raise RequestError(f"account {name!r} signs in by itself ({config.accounts[name].flow})")
     return name, core.tokens.source(name)
@@ -220,12 +233,13 @@ def login_wait(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
 def logout(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
     """Forget an account's sign-in: memory, cache and every sink's file."""
     name, source = _interactive_source(core, request)
-    source.logout()
+    signed_out = bool(source.logout())
     core.tokens.drop_account(name)
     core.sessions.persist()
     core.sinks.forget_account(name)
-    core.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
-    return {"ok": True, "account": name}
+    core.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name,
+                     outcome="ok" if signed_out else "not_signed_in")
+    return {"ok": True, "account": name, "signed_out": signed_out}
 
 
 OPS: Dict[str, Op] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 
+from . import environment
 from .errors import ConfigError
 
 TYPE_CHECKING = False
@@ -35,7 +36,7 @@ def _xdg(var: str, default: str) -> str:
 
 def config_path() -> Path:
     """``$CREDHELPER_CONFIG``, else ``$XDG_CONFIG_HOME/credhelper/config.toml``."""
-    explicit = os.environ.get("CREDHELPER_CONFIG")
+    explicit = environment.config_file()
     if explicit:
         return _path(os.path.expanduser(explicit))
     return _path(os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), APP, "config.toml"))
@@ -43,7 +44,7 @@ def config_path() -> Path:
 
 def socket_file() -> str:
     """``$CREDHELPER_SOCKET``, else under ``$XDG_RUNTIME_DIR``, else under ``$XDG_CACHE_HOME``."""
-    explicit = os.environ.get("CREDHELPER_SOCKET")
+    explicit = environment.socket_file()
     if explicit:
         return os.path.expanduser(explicit)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
@@ -59,7 +60,7 @@ def socket_path() -> Path:
 
 def state_dir() -> Path:
     """``$CREDHELPER_STATE_DIR``, else ``$XDG_STATE_HOME/credhelper``."""
-    explicit = os.environ.get("CREDHELPER_STATE_DIR")
+    explicit = environment.state_dir()
     if explicit:
         return _path(os.path.expanduser(explicit))
     return _path(os.path.join(_xdg("XDG_STATE_HOME", ".local/state"), APP))

@@ -6,9 +6,9 @@ This module is on the hot path: standard library only, no I/O beyond the socket 
 from __future__ import annotations
 
 import json
-import socket
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
+    import _socket  # socket.socket's base: either kind of socket will do
     from typing import Any, Dict
 
 from .errors import CredhelperError, RequestError
@@ -75,7 +75,7 @@ def parse_request(data: bytes) -> Dict[str, Any]:
 _KIND = {(int,): "an integer", (str,): "a string", (int, float): "a number", (bool,): "true or false"}
 
 
-def read_message(sock: socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
+def read_message(sock: _socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
     """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``.
 
     ``start`` is what was already read from ``sock`` (the daemon's accept loop peeks first).

@@ -17,19 +17,35 @@ how ``//`` interacts with ``..``, so a path holding both is refused.
 import encodings.idna
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 from urllib.parse import unquote_to_bytes
 
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
-
-if TYPE_CHECKING:  # config imports this module; the type is only needed by checkers
-    from .config import Route
 
 MAX_URL = 8192
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?\Z")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _FORBIDDEN_ENCODED = re.compile(r"%(?:2[fF]|5[cC])")
+
+
+@dataclass(frozen=True)
+class Route:
+    """URLs under ``url`` get tokens of ``account`` for ``scopes``."""
+
+    url: str
+    account: str
+    scopes: Tuple[str, ...]
+    username: str
+
+
+class DuplicateRoute(ConfigError):
+    """Two routes with the same URL (after canonicalisation): ``index`` repeats ``first``."""
+
+    def __init__(self, url: str, index: int, first: int) -> None:
+        super().__init__(f"route {redact_url(url)} is listed twice")
+        self.index, self.first = index, first
 
 
 class Target(NamedTuple):
@@ -185,28 +201,30 @@ class _Entry(NamedTuple):
     host: str
     port: int
     path: Tuple[str, ...]
-    route: "Route"
+    route: Route
+    order: int  # its place in the config, for errors
 
 
 class Router:
     """Finds the one route allowed to answer a URL."""
 
-    def __init__(self, routes: Sequence["Route"]) -> None:
+    def __init__(self, routes: Sequence[Route]) -> None:
         self._by_origin: Dict[Tuple[str, int], List[_Entry]] = {}
-        for route in routes:
+        for index, route in enumerate(routes):
             try:
                 target = canonical(route.url)
             except (RequestError, NoRoute) as exc:
                 raise ConfigError(f"route {redact_url(route.url)}: {exc.message}") from exc
-            entry = _Entry(target.host, target.port, target.path or (), route)
+            entry = _Entry(target.host, target.port, target.path or (), route, index)
             entries = self._by_origin.setdefault((target.host, target.port), [])
-            if any(other.path == entry.path for other in entries):
-                raise ConfigError(f"route {redact_url(route.url)} is listed twice")
+            for other in entries:
+                if other.path == entry.path:
+                    raise DuplicateRoute(route.url, index, other.order)
             entries.append(entry)
         for entries in self._by_origin.values():
             entries.sort(key=lambda e: -len(e.path))   # longest prefix first
 
-    def resolve(self, url: str) -> "Route":
+    def resolve(self, url: str) -> Route:
         """The route for ``url``; NoRoute, AmbiguousRoute or RequestError otherwise."""
         target = canonical(url)
         entries = self._by_origin.get((target.host, target.port))

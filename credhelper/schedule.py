@@ -18,7 +18,18 @@ Numbers, for Entra's 60-90 minute tokens:
 
 from typing import Optional
 
-from .auth.base import Token
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover
+    Protocol = object  # type: ignore[assignment]
+
+
+class Expiring(Protocol):
+    """Anything with an expiry, such as ``auth.base.Token``: all this arithmetic needs to know."""
+
+    @property
+    def expires_on(self) -> float:
+        """Seconds since the epoch when it stops working."""
 
 EXPIRY_LEAD = 600.0      # refresh no later than 10 minutes before expiry
 JITTER_LEAD = 120.0      # fixed part of the lead before the half-life mark
@@ -66,11 +77,11 @@ def backoff(attempt: int, rand: float, retry_after: Optional[float] = None,
     return delay
 
 
-def usable(token: Optional[Token], now: float, margin: float = SERVE_MARGIN) -> bool:
+def usable(token: Optional[Expiring], now: float, margin: float = SERVE_MARGIN) -> bool:
     """Whether ``token`` may be handed out at ``now`` (more than ``margin`` seconds left)."""
     return token is not None and token.expires_on - now > margin
 
 
-def fresh(token: Optional[Token], now: float) -> bool:
+def fresh(token: Optional[Expiring], now: float) -> bool:
     """Whether ``token`` is good enough to serve without trying to replace it."""
     return usable(token, now, FRESH_MARGIN)

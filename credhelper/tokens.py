@@ -317,5 +317,6 @@ def _describe(slot: _Slot, now: float) -> dict:
         "expires_on": token.expires_on if token is not None else None,
         "next_refresh": slot.next_refresh, "failures": slot.failures,
         "reason": slot.error.message if slot.error is not None else None,
+        "error": slot.error.code if slot.error is not None else None,
         "pinned": slot.pinned, "last_used": slot.last_used,
     }

@@ -7,7 +7,7 @@ Multi-line strings that happen to look like keys can fool it; the cost is a wron
 """
 
 import re
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 PathPart = Union[str, int]
 _KEY = r'(?:[A-Za-z0-9_\-]+|"[^"\n]*"|\'[^\'\n]*\')'
@@ -23,7 +23,7 @@ def _parts(dotted: str) -> Tuple[str, ...]:
 
 class _Section(NamedTuple):
     key: Tuple[str, ...]
-    index: Optional[int]         # position among same-named [[array]] elements
+    nth: Optional[int]           # position among same-named [[array]] elements
     line: int                    # 1-based line of the header (1 for the root)
     body: List[Tuple[int, Tuple[str, ...]]]   # (line, dotted key) of each assignment
 
@@ -33,7 +33,7 @@ class Locator:
 
     def __init__(self, text: str) -> None:
         self._sections = [_Section((), None, 1, [])]
-        counts = {}
+        counts: Dict[Tuple[str, ...], int] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             array = _ARRAY_HEADER.match(line)
             table = None if array else _TABLE_HEADER.match(line)
@@ -55,7 +55,7 @@ class Locator:
         if any(not isinstance(part, str) for part in header):
             return None
         for section in self._sections:
-            if section.key == tuple(header) and section.index == index:
+            if section.key == tuple(header) and section.nth == index:
                 return section
         return None
 

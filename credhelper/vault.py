@@ -32,7 +32,6 @@ TAG_SIZE = 16
 KEY_SIZE = 32
 
 Writer = Callable[[int, bytes], None]
-STALL_ENV = "CREDHELPER_TEST_VAULT_STALL"  # test-only fault hook, see stalling_writer
 
 
 class Keystore(Protocol):
@@ -52,23 +51,6 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def stalling_writer(marker: str) -> Writer:
-    """Test-only: write half the temp file, create ``marker``, then hang (a test kills -9 us)."""
-    def stall(fd: int, data: bytes) -> None:
-        write_all(fd, data[:len(data) // 2])
-        os.fsync(fd)
-        Path(marker).touch()
-        while True:
-            time.sleep(60)
-    return stall
-
-
-def default_writer() -> Writer:
-    """``write_all``, unless the test-only ``CREDHELPER_TEST_VAULT_STALL`` names a marker file."""
-    marker = os.environ.get(STALL_ENV)
-    return stalling_writer(marker) if marker else write_all
 
 
 def why(exc: OSError) -> str:
@@ -105,7 +87,7 @@ class Vault:
     def __init__(self, path: Path, keystore: Keystore, writer: Optional[Writer] = None) -> None:
         self.path = Path(path)
         self.keystore = keystore
-        self._writer = writer or default_writer()
+        self._writer = writer or write_all
         self.problem: Optional[str] = None  # set when a cache was moved aside; shown by doctor
 
     def load(self) -> Optional[bytes]:
@@ -119,16 +101,20 @@ class Vault:
         n = len(HEADER)
         header, nonce, body = blob[:n], blob[n:n + NONCE_SIZE], blob[n + NONCE_SIZE:]
         if not header.startswith(MAGIC) or len(body) < TAG_SIZE:
-            return self._set_aside("not a credhelper cache, or cut short")
+            self._set_aside("not a credhelper cache, or cut short")
+            return None
         if header != HEADER:
-            return self._set_aside(f"unknown format version {header[-1]}")
+            self._set_aside(f"unknown format version {header[-1]}")
+            return None
         key = self.keystore.get_key(create=False)
         if key is None:
-            return self._set_aside("its key is gone")
+            self._set_aside("its key is gone")
+            return None
         try:
             return AESGCM(key).decrypt(nonce, body, header)
         except InvalidTag:
-            return self._set_aside("it does not decrypt: damaged, or the key changed")
+            self._set_aside("it does not decrypt: damaged, or the key changed")
+            return None
 
     def save(self, data: bytes) -> None:
         """Encrypt and atomically replace the cache; ``VaultError`` leaves the old file intact."""

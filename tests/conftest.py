@@ -6,7 +6,7 @@ captured output; finding one fails the run.
 """
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 
@@ -67,6 +67,34 @@ def idp(stub: "object") -> "object":
     """The module's stub IdP with its script and log cleared."""
     stub.reset()
     return stub
+
+
+# `make test-fast` runs the unit tests only (-m "not e2e"): these modules, which work in-process
+# or against a fake daemon in well under a second a test. Everything else, and any test that asks
+# for the emulator or the stub IdP wherever it lives, runs real servers, daemons and tools and is
+# marked e2e. A new module counts as e2e until it is listed here.
+_UNIT_MODULES = frozenset({
+    "test_config", "test_configure", "test_git_frontend", "test_init_config",
+    "test_install_layout", "test_install_systemd", "test_npmrc_sink", "test_protocol",
+    "test_routing", "test_schedule", "test_server_fast", "test_systemd", "test_tokens",
+    "test_vault",
+})
+_E2E_FIXTURES = frozenset({"emulator", "stub"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the markers this suite uses."""
+    config.addinivalue_line("markers", "e2e: runs real servers, daemons or tools "
+                                       "(left out by make test-fast)")
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    """Mark as e2e every test outside the unit modules, and every one needing a server."""
+    for item in items:
+        module = item.module.__name__ if getattr(item, "module", None) else ""
+        if module.rsplit(".", 1)[-1] not in _UNIT_MODULES or \
+                _E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -141,10 +141,11 @@ class Workspace:
         """Run real git."""
         return self.run(["git", *args], check=check, **kw)
 
-    def start_daemon(self, timeout: float = 15) -> subprocess.Popen:
-        """Start `credhelper daemon` in the foreground as a child process; wait until it answers."""
+    def start_daemon(self, timeout: float = 15,
+                     command: Optional[List[str]] = None) -> subprocess.Popen:
+        """Start `credhelper daemon` (or ``command``) in the foreground; wait until it answers."""
         log = open(self.root / "daemon.stderr", "ab")
-        self.daemon = subprocess.Popen([str(BIN / "credhelper"), "daemon"], env=self.daemon_env(),
+        self.daemon = subprocess.Popen(command or [str(BIN / "credhelper"), "daemon"], env=self.daemon_env(),
                                        stdout=log, stderr=log)
         client = self.client()
         deadline = time.monotonic() + timeout

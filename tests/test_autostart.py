@@ -45,11 +45,15 @@ FAKE_DAEMON = textwrap.dedent("""
     os.unlink(path)
 """)
 
-# One git/pip process: a client with autostart on, asking the daemon something.
+# One git/pip process: a client with the front-ends' starter, asking the daemon something.
 CALLER = textwrap.dedent("""
-    import sys
+    import functools, json, os, sys
     from credhelper.client import Client
-    print(Client(sys.argv[1], autostart=True).call("ping")["ok"])
+    from credhelper.frontends.common import starter
+    start = starter()
+    if start is not None:
+        start = functools.partial(start, command=json.loads(os.environ["FAKE_DAEMON_COMMAND"]))
+    print(Client(sys.argv[1], starter=start).call("ping")["ok"])
 """)
 
 
@@ -62,7 +66,7 @@ def env(tmp_path, monkeypatch):
     values = {
         "HOME": str(tmp_path / "home"),
         "XDG_STATE_HOME": str(tmp_path / "state"),
-        "CREDHELPER_DAEMON_COMMAND": json.dumps([sys.executable, str(script)]),
+        "FAKE_DAEMON_COMMAND": json.dumps([sys.executable, str(script)]),
         "FAKE_DAEMON_STARTS": str(starts),
         "PYTHONPATH": str(ROOT),
     }
@@ -76,6 +80,11 @@ def env(tmp_path, monkeypatch):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _ensure(path: Path, timeout: float = 5.0) -> bool:
+    """``autostart.ensure_daemon`` starting the fake daemon."""
+    return autostart.ensure_daemon(path, timeout, command=json.loads(os.environ["FAKE_DAEMON_COMMAND"]))
 
 
 def _started_pids(starts: Path) -> list:
@@ -100,14 +109,14 @@ def test_ten_concurrent_callers_start_exactly_one_daemon(tmp_path, env):
 
 
 def test_a_running_daemon_is_not_started_again(tmp_path, env):
-    assert autostart.ensure_daemon(_sock(tmp_path), timeout=20) is True
-    assert autostart.ensure_daemon(_sock(tmp_path), timeout=20) is True
-    assert Client(_sock(tmp_path), autostart=True).call("ping")["ok"] is True
+    assert _ensure(_sock(tmp_path), timeout=20) is True
+    assert _ensure(_sock(tmp_path), timeout=20) is True
+    assert Client(_sock(tmp_path), starter=_ensure).call("ping")["ok"] is True
     assert len(_started_pids(env)) == 1
 
 
 def test_lock_and_socket_dir_are_private(tmp_path, env):
-    assert autostart.ensure_daemon(_sock(tmp_path), timeout=20)
+    assert _ensure(_sock(tmp_path), timeout=20)
     run_dir = _sock(tmp_path).parent
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((run_dir / "d.sock.lock").stat().st_mode) == 0o600
@@ -118,18 +127,25 @@ def test_a_loose_socket_dir_is_refused(tmp_path, env):
     run_dir.mkdir(parents=True, mode=0o755)
     run_dir.chmod(0o755)
     with pytest.raises(ConfigError, match="open to other users"):
-        autostart.ensure_daemon(_sock(tmp_path), timeout=20)
+        _ensure(_sock(tmp_path), timeout=20)
     assert _started_pids(env) == []
 
 
-def test_no_autostart_env_disables_it(tmp_path, env, monkeypatch):
+def test_no_autostart_env_disables_it_without_importing_autostart(tmp_path, env, monkeypatch):
     monkeypatch.setenv("CREDHELPER_NO_AUTOSTART", "1")
-    assert autostart.ensure_daemon(_sock(tmp_path), timeout=20) is False
-    with pytest.raises(DaemonUnavailable, match="not running"):
-        Client(_sock(tmp_path), autostart=True).call("ping")
+    caller = tmp_path / "caller.py"
+    caller.write_text(CALLER)
+    proc = subprocess.run([sys.executable, str(caller), str(_sock(tmp_path))],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "DaemonUnavailable" in proc.stderr
     assert _started_pids(env) == []
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; from credhelper.frontends.common import starter; "
+         "print(starter(), 'credhelper.autostart' in sys.modules)"],
+        capture_output=True, text=True, timeout=60)
+    assert check.stdout == "None False\n", check.stderr
     # An explicit `credhelper start` still starts it.
-    assert autostart.ensure_daemon(_sock(tmp_path), timeout=20, force=True) is True
+    assert _ensure(_sock(tmp_path), timeout=20) is True
     assert len(_started_pids(env)) == 1
 
 
@@ -147,7 +163,7 @@ def test_a_daemon_that_is_slow_to_answer_does_not_get_a_twin(tmp_path, env):
         busy.bind(str(sock_path))
         busy.listen(8)
         with pytest.raises(DaemonUnavailable, match="did not answer"):
-            Client(sock_path, timeout=0.2, autostart=True).call("ping")
+            Client(sock_path, timeout=0.2, starter=_ensure).call("ping")
     assert _started_pids(env) == []
 
 
@@ -157,15 +173,14 @@ def test_a_stale_socket_file_is_replaced(tmp_path, env):
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(sock_path))
     stale.close()  # the file stays, nothing listens: connect says ECONNREFUSED
-    assert Client(sock_path, autostart=True).call("ping")["ok"] is True
+    assert Client(sock_path, starter=_ensure).call("ping")["ok"] is True
     assert len(_started_pids(env)) == 1
 
 
-def test_a_daemon_that_dies_at_once_is_reported_not_waited_for(tmp_path, env, monkeypatch):
-    monkeypatch.setenv("CREDHELPER_DAEMON_COMMAND", json.dumps(
-        [sys.executable, "-c", "import sys; sys.stderr.write('boom: bad config\\n'); sys.exit(2)"]))
+def test_a_daemon_that_dies_at_once_is_reported_not_waited_for(tmp_path, env):
+    dying = [sys.executable, "-c", "import sys; sys.stderr.write('boom: bad config\\n'); sys.exit(2)"]
     # A generous timeout: returning False at all (rather than the test timing out) is the point.
-    assert autostart.ensure_daemon(_sock(tmp_path), timeout=120) is False
+    assert autostart.ensure_daemon(_sock(tmp_path), timeout=120, command=dying) is False
     log = tmp_path / "state" / "credhelper" / "autostart.log"
     assert "boom: bad config" in log.read_text()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
@@ -184,9 +199,6 @@ def test_the_daemon_does_not_hold_the_callers_pipes(tmp_path, env):
     os.kill(pid, 0)  # still running after the caller's pipes reached EOF
 
 
-def test_daemon_command_override_must_be_a_list(monkeypatch):
-    monkeypatch.setenv("CREDHELPER_DAEMON_COMMAND", '"credhelper daemon"')
-    with pytest.raises(ValueError):
-        autostart.daemon_command()
-    monkeypatch.delenv("CREDHELPER_DAEMON_COMMAND")
-    assert autostart.daemon_command() == [sys.executable, "-m", "credhelper", "daemon"]
+def test_the_daemon_runs_with_the_python_running_us():
+    assert autostart.daemon_command() == [sys.executable, "-m", "credhelper", "daemon",
+                                          "--log-file-only"]

@@ -8,9 +8,10 @@ from typing import Dict, List
 
 import pytest
 
-from credhelper.commands import configure
+from credhelper.commands import configure, configure_js
 from credhelper.config import parse
 from credhelper.errors import ConfigError
+from credhelper.toolrecord import ToolRecord
 
 CONFIG = """\
 [accounts.work]
@@ -115,6 +116,29 @@ def test_git_replaces_a_foreign_helper_for_our_origin(env, cfg):
     assert git_get_all("credential.https://dev.azure.com.helper") == ["", "entra"]
 
 
+def test_git_remove_puts_back_what_configure_replaced(env, cfg):
+    env["gitconfig"].write_text('[credential "https://dev.azure.com"]\n\thelper = manager\n'
+                                '[user]\n\tname = Alice\n')
+    assert configure.configure_git(cfg)
+    assert git_get_all("credential.https://dev.azure.com.helper") == ["", "entra"]
+    changes = configure.remove_git(cfg)
+    assert "git: credential.https://dev.azure.com.helper back to 'manager'" in changes
+    assert git_get_all("credential.https://dev.azure.com.helper") == ["manager"]
+    assert git_get_all("credential.https://dev.azure.com.useHttpPath") == []
+    assert git_get_all("credential.https://pkgs.example:8443.helper") == []
+    assert git_get_all("user.name") == ["Alice"]
+    assert configure.remove_git(cfg) == []
+    assert configure.configure_git(cfg) and configure.configure_git(cfg) == []
+    assert git_get_all("credential.https://dev.azure.com.helper") == ["", "entra"]
+
+
+def test_git_remove_without_a_record_takes_out_only_our_helpers(env, cfg):
+    env["gitconfig"].write_text('[credential "https://dev.azure.com"]\n\thelper = \n\thelper = entra\n'
+                                '[credential "https://pkgs.example:8443"]\n\thelper = store\n')
+    assert configure.remove_git(cfg) == ["git: credential.https://dev.azure.com.helper back to unset"]
+    assert git_get_all("credential.https://pkgs.example:8443.helper") == ["store"]
+
+
 def test_git_credential_fill_uses_only_our_helper(env, cfg, tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -200,61 +224,77 @@ NPMRC = ("registry=https://registry.npmjs.org/\r\n"
          "strict-ssl=true")
 
 
-def test_pnpm_writes_helpers_and_npmrc_lines(env, cfg, tmp_path):
-    fake = write_exe(tmp_path / "credhelper", 'printf "%s|" "$@"\n')
+def test_npm_records_itself_and_remove_deletes_only_the_block(env, cfg):
     env["npmrc"].write_bytes(NPMRC.encode())
-    changes = configure.configure_pnpm(cfg, credhelper_exe=str(fake))
-    assert len(changes) == 4, changes
-    text = env["npmrc"].read_bytes().decode()
-    assert text.startswith(NPMRC + "\n")
-    added = text[len(NPMRC) + 1:].splitlines()
-    assert [line.split("=")[0] for line in added] == [
-        "//pkgs.example:8443/npm/registry/:tokenHelper", "//pkgs.example:8443/npm/two/:tokenHelper"]
-    assert stat.S_IMODE(env["npmrc"].stat().st_mode) == 0o600
-    script = Path(added[0].split("=", 1)[1])
-    assert script.is_absolute() and str(script).startswith(str(env["state"] / "pnpm"))
-    assert stat.S_IMODE(script.stat().st_mode) == 0o700
-    assert stat.S_IMODE(script.parent.stat().st_mode) == 0o700
-    out = subprocess.run([str(script)], capture_output=True, text=True, check=True).stdout
-    assert out == "token|--header-value|https://pkgs.example:8443/npm/registry/|"
-    assert configure.configure_pnpm(cfg, credhelper_exe=str(fake)) == []
-
-
-def test_pnpm_updates_its_line_in_place(env, cfg, tmp_path):
-    fake = write_exe(tmp_path / "credhelper", "exit 0\n")
-    env["npmrc"].write_text("a=1\n//pkgs.example:8443/npm/registry/:tokenHelper=/old\nb=2\n")
-    configure.configure_pnpm(cfg, credhelper_exe=str(fake))
-    lines = env["npmrc"].read_text().splitlines()
-    assert lines[0] == "a=1" and lines[2] == "b=2"
-    assert lines[1].startswith("//pkgs.example:8443/npm/registry/:tokenHelper=" + str(env["state"]))
-
-
-def test_pnpm_dry_run_writes_nothing(env, cfg, tmp_path):
-    fake = write_exe(tmp_path / "credhelper", "exit 0\n")
-    env["npmrc"].write_bytes(NPMRC.encode())
-    assert configure.configure_pnpm(cfg, dry_run=True, credhelper_exe=str(fake))
-    assert env["npmrc"].read_bytes().decode() == NPMRC and not env["state"].exists()
-
-
-def test_npm_remove_deletes_only_the_block(env, cfg):
-    env["npmrc"].write_bytes(NPMRC.encode())
-    assert configure.configure_npm(cfg) == []
-    assert configure.configure_npm(cfg, remove=True, dry_run=True)
-    assert env["npmrc"].read_bytes().decode() == NPMRC
-    assert configure.configure_npm(cfg, remove=True)
+    record = ToolRecord()
+    assert record.enabled("npm", True) and record.state("npm") is None
+    assert configure_js.configure_npm(cfg) == [
+        f"npm: the daemon keeps a token block for 2 registries in {env['npmrc']}"]
+    assert record.state("npm") == "configured" and configure_js.configure_npm(cfg) == []
+    assert configure_js.remove_npm(cfg, dry_run=True)
+    assert env["npmrc"].read_bytes().decode() == NPMRC and record.state("npm") == "configured"
+    assert configure_js.remove_npm(cfg)
     assert env["npmrc"].read_bytes().decode() == (
         "registry=https://registry.npmjs.org/\r\n//other.example/:tokenHelper=/usr/bin/other\n"
         "strict-ssl=true")
-    assert configure.configure_npm(cfg, remove=True) == []
+    assert not record.enabled("npm", True)
+    assert configure_js.remove_npm(cfg) == []
+    assert stat.S_IMODE((env["state"] / "tools.json").stat().st_mode) == 0o600
+
+
+def test_npm_remove_deletes_a_file_it_created_when_nothing_else_is_in_it(env, cfg):
+    configure_js.configure_npm(cfg)
+    env["npmrc"].write_text("# >>> credhelper >>>\n//x/:_authToken=t\n# <<< credhelper <<<\n")
+    assert configure_js.remove_npm(cfg) and not env["npmrc"].exists()
+
+
+def test_pnpm_drops_the_tokenhelper_lines_an_older_version_wrote(env, cfg):
+    ours = env["state"] / "pnpm" / "pkgs.example-8443-npm-registry-0123abcd"
+    ours.parent.mkdir(parents=True)
+    ours.write_text("#!/bin/sh\n")
+    env["state"].chmod(0o700)
+    env["npmrc"].write_text(f"a=1\n//pkgs.example:8443/npm/registry/:tokenHelper={ours}\n"
+                            "//other.example/:tokenHelper=/usr/bin/other\nb=2\n")
+    record = ToolRecord()
+    record.removed("npm")
+    changes = configure_js.configure_pnpm(cfg)
+    assert len(changes) == 3, changes
+    assert env["npmrc"].read_text() == "a=1\n//other.example/:tokenHelper=/usr/bin/other\nb=2\n"
+    assert not ours.parent.exists()
+    assert record.state("pnpm") == record.state("npm") == "configured"
+    assert configure_js.configure_pnpm(cfg) == []
+    # pnpm turned the npm block on, so undoing pnpm turns it off again
+    assert configure_js.remove_pnpm(cfg) == [] and record.state("npm") == "removed"
+
+
+def test_pnpm_dry_run_writes_nothing(env, cfg):
+    env["npmrc"].write_bytes(NPMRC.encode())
+    assert configure_js.configure_pnpm(cfg, dry_run=True)
+    assert env["npmrc"].read_bytes().decode() == NPMRC and not env["state"].exists()
 
 
 def test_npm_refuses_an_unterminated_block(env, cfg):
     env["npmrc"].write_text("a=1\n# >>> credhelper >>>\n//x/:_authToken=t\n")
     with pytest.raises(ConfigError, match="has no"):
-        configure.configure_npm(cfg, remove=True)
+        configure_js.remove_npm(cfg)
     assert env["npmrc"].read_text() == "a=1\n# >>> credhelper >>>\n//x/:_authToken=t\n"
 
 
-def test_nerf_dart_matches_npm():
-    assert configure.nerf_dart("https://Pkgs.Example:443/a/npm/registry/") == "//pkgs.example/a/npm/registry/"
-    assert configure.nerf_dart("https://pkgs.example:8443/a/npm/registry") == "//pkgs.example:8443/a/npm/"
+def test_yarn_refuses_a_yarnrc_with_its_own_registries(env, cfg, tmp_path):
+    (tmp_path / "home" / ".yarnrc.yml").write_text('npmRegistries:\n  "//x": {}\n')
+    with pytest.raises(ConfigError, match="its own npmRegistries"):
+        configure_js.configure_yarn(cfg)
+    assert ToolRecord().state("yarn") is None
+
+
+# the tool record ---------------------------------------------------------------------------
+
+def test_record_keeps_the_first_undo_data_and_survives_a_broken_file(env):
+    record = ToolRecord()
+    record.configured("git", {"before": {"k": ["store"]}})
+    record.configured("git", {"before": {"k": ["", "entra"]}, "extra": 1})
+    assert record.undo("git") == {"before": {"k": ["store"]}, "extra": 1}
+    assert record.removed("git") == {"before": {"k": ["store"]}, "extra": 1}
+    assert record.undo("git") == {} and not record.enabled("git", True)
+    record.path.write_text("{not json")
+    assert record.state("git") is None and record.enabled("yarn", False) is False

@@ -95,7 +95,7 @@ def test_a_person_declines_the_code_at_the_page(person: Workspace) -> None:
     status, done = submit(person, page_url, page, "decline")
     assert status == 200 and "declined" in "".join(done.text)
     code, _, err = login.finish()
-    assert code == 5 and "declined" in err
+    assert code == 5 and "declined" in err and "to try again: credhelper login work" in err
 
 
 def test_an_unknown_code_is_refused_on_the_page_and_the_sign_in_still_waits(

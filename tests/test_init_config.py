@@ -67,6 +67,12 @@ def test_authority_override_for_sovereign_clouds_and_the_emulator():
     ({"tenant": 'x"\n[accounts.evil]', "client_id": CLIENT}, "--tenant"),
     ({"tenant": TENANT, "client_id": CLIENT, "azure_devops": "org/../x"}, "--azure-devops"),
     ({"client_id": CLIENT, "authority": "http://login.example/"}, "--authority"),
+    ({"tenant": TENANT, "client_id": CLIENT, "urls": ["http://feed.example/"]}, "--url"),
+    ({"tenant": TENANT, "client_id": CLIENT, "urls": ['https://x.example/"\n[npm]']}, "--url"),
+    ({"tenant": TENANT, "client_id": CLIENT, "urls": ["https://x.example/"],
+      "scopes": ["a b"]}, "--scope"),
+    ({"tenant": TENANT, "client_id": CLIENT, "scopes": ["api://feed/.default"]}, "give --url"),
+    ({"tenant": TENANT, "client_id": CLIENT, "ca_bundle": 'ca.pem"\nflow = "x'}, "--ca-bundle"),
 ])
 def test_bad_options_are_clear_errors_not_toml(options, message):
     with pytest.raises(ConfigError, match=message.replace("-", r"\-")):
@@ -142,6 +148,7 @@ def test_run_init_for_gitpod_writes_the_config_and_tells_what_to_register(home):
         "  issuer:   https://api.gitpod.io/idp",
         "  subject:  ws:alice/app",
         "  audience: api://AzureADTokenExchange",
+        "credhelper: next, run: credhelper start && credhelper configure all",
     ]
     assert all(part not in "\n".join(out) for part in token.split("."))
 
@@ -156,10 +163,42 @@ def test_run_init_keeps_an_existing_config_unless_forced(home):
     out = []
     run_init(device_code=True, tenant=TENANT, client_id=CLIENT, force=True, echo=out.append)
     assert tomllib.loads(path.read_text())["accounts"]["work"]["flow"] == "device_code"
-    assert out[-1] == "credhelper: next, run: credhelper start && credhelper login"
+    assert out[-1] == ("credhelper: next, run: credhelper start && credhelper configure all && "
+                       "credhelper login")
 
 
 def test_run_init_without_gp_still_writes_and_explains(home):
     out = []
     assert run_init(gitpod=True, tenant=TENANT, client_id=CLIENT, echo=out.append) == 0
     assert "could not read this workspace's identity" in out[1]
+
+
+def test_any_identity_provider_and_any_url_without_editing_the_file(home):
+    """The emulator (or any OIDC-speaking Entra stand-in): authority, its CA and the routes."""
+    ca = home / "emulator-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    out = []
+    assert run_init(device_code=True, client_id="public-app", echo=out.append,
+                    authority="https://127.0.0.1:8443/contoso", ca_bundle=str(ca),
+                    urls=["https://localhost:9443/git/", "https://localhost:9443/pypi/"],
+                    scopes=["api://credhelper-feed/.default"]) == 0
+    path = home / "config" / "credhelper" / "config.toml"
+    config = tomllib.loads(path.read_text())
+    assert config["accounts"]["work"] == {"authority": "https://127.0.0.1:8443/contoso",
+                                          "client_id": "public-app", "flow": "device_code",
+                                          "ca_bundle": str(ca)}
+    assert config["routes"] == [
+        {"url": f"https://localhost:9443/{p}/", "account": "work",
+         "scopes": ["api://credhelper-feed/.default"]} for p in ("git", "pypi")]
+    assert "configure all" in out[-1]
+
+
+def test_init_refuses_what_the_daemon_would_refuse_before_writing(home):
+    path = home / "config" / "credhelper" / "config.toml"
+    with pytest.raises(ConfigError, match="--ca-bundle: no such file"):
+        run_init(tenant=TENANT, client_id=CLIENT, ca_bundle=str(home / "missing.pem"),
+                 echo=lambda _: None)
+    with pytest.raises(ConfigError, match="the daemon would refuse: .*query"):
+        run_init(tenant=TENANT, client_id=CLIENT, urls=["https://feed.example/x?y=1"],
+                 echo=lambda _: None)
+    assert not path.exists()

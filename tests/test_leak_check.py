@@ -118,3 +118,29 @@ def test_a_leaking_run_fails_at_the_end(nested_runs: Dict[str, Tuple[int, str]],
     else:
         passed = code == 0 and found is None
         assert passed, summary
+
+
+NESTED_XDIST = '''
+def test_leaks_on_the_second_worker_only(em, worker_id):
+    assertion = em.mint_workspace_token()
+    em.idp.remember(assertion)
+    print("debug:", assertion if worker_id == "gw1" else "nothing to see")
+'''
+
+
+def test_each_parallel_worker_checks_its_own_output(tmp_path: Path) -> None:
+    """Under pytest-xdist (make test) every worker has its own emulator and its own check: a
+    leak seen only by the second worker still fails the run."""
+    here = Path(__file__).parent
+    for name in ("conftest.py", "harness.py", "leaks.py"):
+        (tmp_path / name).write_text((here / name).read_text())
+    (tmp_path / "test_nested_xdist.py").write_text(NESTED_XDIST)
+    # --dist each: both workers run the test, so each one's end-of-run check has work to do
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-n", "2", "--dist", "each", str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=180)
+    summary = proc.stdout.strip().splitlines()[-1:]  # the output holds credentials: verdict only
+    found = re.findall(r"AssertionError: (\d+) token/secret occurrences found", proc.stdout)
+    caught = proc.returncode == 1 and summary[0].startswith("2 passed, 1 error") and \
+        found == ["1"]
+    assert caught, summary

@@ -18,17 +18,22 @@ from credhelper.frontends.pip_keyring import CredhelperKeyring
 from harness import BIN, Workspace
 from hostile_urls import HOSTILE_URLS, ROUTE_URL
 
-OLD_PIP = "23.3.2"
+OLD_PIP = "23.3.2"  # as pinned in the Makefile (OLD_PIP_VERSION)
+OLD_PIP_WHEEL = Path(__file__).resolve().parents[1] / ".tools" / "pip" / f"pip-{OLD_PIP}-py3-none-any.whl"
 
 
 @pytest.fixture(scope="session")
 def old_pip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with pip 23.3.2 from PyPI and nothing else: its python executable."""
+    """A venv with pip 23.3.2 (from the wheel `make test` keeps in .tools/) and nothing else."""
+    if not OLD_PIP_WHEEL.exists():
+        pytest.skip("pip 23 is fetched by `make test` (the .tools/pip target); run it through make")
     venv = tmp_path_factory.mktemp("old-pip") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    f"pip=={OLD_PIP}"], check=True, timeout=300, stdin=subprocess.DEVNULL)
+    # pip runs from its own wheel to install itself: no index, no network.
+    subprocess.run([str(python), str(OLD_PIP_WHEEL / "pip"), "install", "-q", "--no-index",
+                    "--disable-pip-version-check", str(OLD_PIP_WHEEL)],
+                   check=True, timeout=300, stdin=subprocess.DEVNULL)
     return python
 
 

@@ -7,15 +7,19 @@ several tenants independently.
 
 import json
 import signal
+import sys
+from pathlib import Path
 
 import pytest
 
 from credhelper.errors import NotSignedIn
 from credhelper.keystore import KeyFileStore
-from credhelper.vault import STALL_ENV, Vault
+from credhelper.vault import Vault
 from harness import Workspace, wait_for
 from signin import (Login, claims, person_config, pip_install, sign_in, stderr_lines,
                     two_accounts_config)
+
+HERE = Path(__file__).resolve().parent
 
 
 def cache_bytes(ws: Workspace) -> bytes:
@@ -97,11 +101,7 @@ def test_kill_9_during_a_cache_write_keeps_the_cache(ws: Workspace) -> None:
     before = cache_bytes(ws)
 
     marker = ws.root / "stalled"
-    ws.env[STALL_ENV] = str(marker)
-    try:
-        ws.start_daemon()
-    finally:
-        del ws.env[STALL_ENV]
+    ws.start_daemon(command=[sys.executable, str(HERE / "stalling_daemon.py"), str(marker)])
     login = Login(ws, "other")
     em.idp.approve(login.user_code, user="grace@fabrikam.com")  # success → the daemon saves
     assert wait_for(marker.exists), "the cache write never started"

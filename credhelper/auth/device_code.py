@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 import msal
 from msal.authority import canonicalize
 
-from ..errors import AuthFailed, CredhelperError, IdpUnavailable, LoginFailed, Throttled
+from ..errors import (SIGN_IN_ENDINGS, AuthFailed, CredhelperError, IdpUnavailable, LoginFailed,
+                      Throttled, sign_in_ending)
 from .base import Token
 from .http import HttpClient, NoStore
 from .msal_glue import authority_options, describe_error, not_signed_in, token_from_result
@@ -28,13 +29,6 @@ _AT = msal.TokenCache.CredentialType.ACCESS_TOKEN
 # scopes: the refresh token may still serve others, so MSAL keeps it and so do we.
 _INTERACTION_SUBERRORS = frozenset({"basic_action", "additional_action", "message_only",
                                     "consent_required"})
-_FAILURES = {
-    "access_denied": "sign-in was denied",
-    "authorization_declined": "sign-in was denied",
-    "expired_token": "the code expired before sign-in finished",
-    "code_expired": "the code expired before sign-in finished",
-    "cancelled": "sign-in was cancelled",
-}
 
 
 class _Login:
@@ -57,9 +51,9 @@ class _Login:
         return self.cancel.is_set() or flow.get("expires_at", 0) < time.time()
 
 
-def _failed(error: str, message: Optional[str] = None) -> Dict[str, Any]:
+def _failed(account: str, error: str, message: Optional[str] = None) -> Dict[str, Any]:
     return {"state": "failed", "error": error,
-            "message": message or _FAILURES.get(error, f"sign-in failed: {error}")}
+            "message": message or sign_in_ending(error, account) or f"sign-in failed: {error}"}
 
 
 class DeviceCodeSource:
@@ -98,7 +92,8 @@ class DeviceCodeSource:
         """Wait up to ``timeout`` s: ``{"state": "pending"|"done"|"failed", "user", "error"}``."""
         login = self._login
         if login is None:
-            return _failed("not_started", "no sign-in in progress: run credhelper login")
+            return _failed(self.account.name, "not_started",
+                           "no sign-in in progress: run credhelper login")
         login.finished.wait(max(timeout, 0.0))
         return dict(login.outcome)
 
@@ -107,7 +102,7 @@ class DeviceCodeSource:
         login = self._login
         if login is not None:
             login.cancel.set()
-            login.finish(_failed("cancelled"))
+            login.finish(_failed(self.account.name, "cancelled"))
 
     def acquire(self, scopes: Tuple[str, ...], now: float) -> Token:
         """A new token for ``scopes`` from the refresh token; NotSignedIn when there is none."""
@@ -172,14 +167,15 @@ class DeviceCodeSource:
                 except (IdpUnavailable, Throttled) as exc:  # passing trouble: poll on until expiry
                     wait = exc.retry_after or login.flow.get("interval", 5)
                     if login.cancel.wait(wait) or login.stopped(login.flow):
-                        login.finish(_failed("cancelled" if login.cancel.is_set()
-                                             else "expired_token"))
+                        ending = "cancelled" if login.cancel.is_set() else "expired_token"
+                        login.finish(_failed(self.account.name, ending))
                     continue
                 self._settle(app, login, result)
         except CredhelperError as exc:
-            login.finish(_failed(exc.code, exc.message))
+            login.finish(_failed(self.account.name, exc.code, exc.message))
         except Exception as exc:  # a crashed poll must still end the wait with a reason
-            login.finish(_failed("error", f"sign-in failed ({type(exc).__name__})"))
+            login.finish(_failed(self.account.name, "error",
+                                 f"sign-in failed ({type(exc).__name__})"))
 
     def _settle(self, app: msal.PublicClientApplication, login: _Login,
                 result: Dict[str, Any]) -> None:
@@ -195,8 +191,8 @@ class DeviceCodeSource:
         error = str(result.get("error") or "error")
         if error in ("authorization_pending", "slow_down"):
             error = "cancelled" if login.cancel.is_set() else "expired_token"
-        known = error in _FAILURES
-        login.finish(_failed(error if known else "login_failed",
+        known = error in SIGN_IN_ENDINGS
+        login.finish(_failed(self.account.name, error if known else "login_failed",
                              None if known else f"sign-in failed: {describe_error(result)}"))
 
     def _application(self) -> msal.PublicClientApplication:
@@ -251,7 +247,9 @@ class DeviceCodeSource:
 
 def _dead_grant(result: Optional[Dict[str, Any]]) -> bool:
     """Whether an MSAL error says the refresh token itself will never work again."""
-    return bool(result) and result.get("error") == "invalid_grant" and \
+    if not result:
+        return False
+    return result.get("error") == "invalid_grant" and \
         result.get("suberror") not in _INTERACTION_SUBERRORS
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .. import environment
 from ..errors import ConfigError, IdpUnavailable, Throttled
 
 DEFAULT_TIMEOUT = 10.0
@@ -34,7 +35,7 @@ def http_timeout(explicit: Optional[float] = None) -> float:
     """The IdP request timeout: ``explicit``, else ``$CREDHELPER_HTTP_TIMEOUT``, else 10 s."""
     if explicit is not None:
         return float(explicit)
-    raw = os.environ.get("CREDHELPER_HTTP_TIMEOUT", "").strip()
+    raw = environment.http_timeout()
     try:
         value = float(raw) if raw else DEFAULT_TIMEOUT
     except ValueError:

@@ -1,4 +1,4 @@
-"""``credhelper configure git|pip|npm|pnpm``: point each tool at credhelper, touching nothing else.
+"""``credhelper configure git|pip``: point each tool at credhelper, touching nothing else (and undo it).
 
 Each function returns one human-readable line per change (the same lines with ``dry_run=True``,
 when nothing is written), so a second run returns ``[]``. Files are edited line by line, never
@@ -7,26 +7,19 @@ temp file that is fsynced and renamed over the original (through symlinks, so do
 keep their links).
 """
 
-import hashlib
 import os
 import re
-import shlex
-import shutil
 import subprocess
-import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
-from urllib.parse import urlsplit
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from .. import paths
 from ..atomic import write_atomic
 from ..config import Config
 from ..errors import ConfigError
-from ..routing import Router, redact_url
+from ..routing import Router
+from ..toolrecord import CONFIGURED, ToolRecord
 
 GIT_HELPER = "entra"
-BEGIN = "# >>> credhelper >>>"
-END = "# <<< credhelper <<<"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 
 
@@ -64,28 +57,70 @@ def _git(git: str, *args: str, ok: Sequence[int] = (0,)) -> Tuple[int, str]:
     return done.returncode, done.stdout
 
 
-def configure_git(config: Config, dry_run: bool = False, git: str = "git") -> List[str]:
-    """Make every routed origin use only the ``entra`` helper (DESIGN §6.7); useHttpPath as needed."""
+def _git_values(git: str, key: str) -> List[str]:
+    code, out = _git(git, "-z", "--get-all", key, ok=(0, 1))
+    return out.split("\0")[:-1] if code == 0 else []
+
+
+def _git_set(git: str, key: str, values: Sequence[str]) -> None:
+    _git(git, "--unset-all", key, ok=(0, 5))
+    for value in values:
+        _git(git, "--add", key, value)
+
+
+def configure_git(config: Config, dry_run: bool = False, git: str = "git",
+                  record: Optional[ToolRecord] = None) -> List[str]:
+    """Make every routed origin use only the ``entra`` helper (DESIGN §6.7); useHttpPath as needed.
+
+    What each changed key held before goes into the tool record, for ``--remove``.
+    """
     router = Router(config.routes)
+    record = record or ToolRecord()
     changes: List[str] = []
+    before: Dict[str, List[str]] = {}
     for origin in router.origins():
         key = f"credential.{origin}.helper"
-        code, out = _git(git, "-z", "--get-all", key, ok=(0, 1))
-        current = out.split("\0")[:-1] if code == 0 else []
+        current = _git_values(git, key)
         if current != ["", GIT_HELPER]:
             was = ", ".join(repr(v) for v in current) or "unset"
             changes.append(f"git: {key} = '' then {GIT_HELPER!r} (was: {was})")
+            before[key] = current
             if not dry_run:
-                _git(git, "--unset-all", key, ok=(0, 5))
-                _git(git, "--add", key, "")
-                _git(git, "--add", key, GIT_HELPER)
+                _git_set(git, key, ["", GIT_HELPER])
         if router.needs_path(origin):
             key = f"credential.{origin}.useHttpPath"
-            code, out = _git(git, "--type=bool", "--get", key, ok=(0, 1))
-            if out.strip() != "true":
+            current = _git_values(git, key)
+            if current[-1:] != ["true"]:
                 changes.append(f"git: {key} = true (routes on this host differ by path)")
+                before[key] = current
                 if not dry_run:
-                    _git(git, key, "true")
+                    _git_set(git, key, ["true"])
+    if not dry_run and (changes or record.state("git") != CONFIGURED):
+        record.configured("git", {"before": before})
+    return changes
+
+
+def remove_git(config: Config, dry_run: bool = False, git: str = "git",
+               record: Optional[ToolRecord] = None) -> List[str]:
+    """Put back what ``configure git`` replaced; without a record, take out just our helpers."""
+    record = record or ToolRecord()
+    before: Dict[str, List[str]] = record.undo("git").get("before", {})
+    keys = list(before)
+    for origin in Router(config.routes).origins():
+        key = f"credential.{origin}.helper"
+        if key not in before and _git_values(git, key) == ["", GIT_HELPER]:
+            before[key] = []  # set up before the record existed: ours alone, so unset it
+            keys.append(key)
+    changes = []
+    for key in keys:
+        if _git_values(git, key) == before[key]:
+            continue
+        was = ", ".join(repr(v) for v in before[key]) or "unset"
+        changes.append(f"git: {key} back to {was}")
+        if not dry_run:
+            _git_set(git, key, before[key])
+    if not dry_run:
+        record.removed("git")
     return changes
 
 
@@ -127,7 +162,7 @@ def configure_pip(dry_run: bool = False) -> List[str]:
     if found:
         change = f"pip: {path}: keyring-provider = import (was: {found[1]})"
         lines[found[0]] = wanted + "\n"
-    elif start is not None:
+    elif start is not None and insert_at is not None:
         change = f"pip: {path}: keyring-provider = import added to [global]"
         lines.insert(insert_at, wanted + "\n")
     else:
@@ -140,116 +175,3 @@ def configure_pip(dry_run: bool = False) -> List[str]:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         _atomic_write(path, "".join(lines), mode)
     return [change]
-
-
-# npm / pnpm --------------------------------------------------------------------------------
-
-def _outside_block(lines: List[str]) -> List[bool]:
-    """For each line, whether it lies outside the managed block (which the npm sink owns)."""
-    inside, out = False, []
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped == BEGIN:
-            if inside:
-                raise ConfigError(f"{paths.npmrc_path()}:{number}: '{BEGIN}' inside the block")
-            inside = True
-        out.append(not inside)
-        if stripped == END:
-            if not inside:
-                raise ConfigError(f"{paths.npmrc_path()}:{number}: '{END}' without '{BEGIN}'")
-            inside = False
-    if inside:
-        raise ConfigError(f"{paths.npmrc_path()}: '{BEGIN}' has no '{END}'; fix the file by hand")
-    return out
-
-
-def nerf_dart(registry: str) -> str:
-    """npm's config key prefix for a registry: ``//host[:port]/path/`` (last segment dropped
-    unless the URL ends in ``/``, as npm resolves ``.`` against it)."""
-    parts = urlsplit(registry)
-    netloc = parts.netloc.lower()
-    if netloc.endswith(":443"):
-        netloc = netloc[:-4]
-    return f"//{netloc}{parts.path.rsplit('/', 1)[0]}/"
-
-
-def _credhelper_exe(explicit: Optional[str]) -> str:
-    candidates = [explicit] if explicit else [
-        str(Path(sys.executable).parent / "credhelper"), shutil.which("credhelper")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return os.path.abspath(candidate)
-    raise ConfigError("cannot find the credhelper executable; pass its path")
-
-
-def _helper_script(registry: str, exe: str) -> Tuple[Path, str]:
-    parts = urlsplit(registry)
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", parts.netloc + parts.path).strip("-.")[:60]
-    digest = hashlib.sha256(registry.encode("utf-8")).hexdigest()[:8]
-    path = paths.state_dir() / "pnpm" / f"{safe}-{digest}"
-    text = ("#!/bin/sh\n"
-            "# Written by `credhelper configure pnpm`: pnpm's tokenHelper for this registry.\n"
-            f"exec {shlex.quote(exe)} token --header-value {shlex.quote(registry)}\n")
-    return path, text
-
-
-def configure_pnpm(config: Config, dry_run: bool = False,
-                   credhelper_exe: Optional[str] = None) -> List[str]:
-    """One tokenHelper script per npm registry, named by ``//registry/:tokenHelper`` in npmrc."""
-    if not config.npm_registries:
-        return []
-    exe = _credhelper_exe(credhelper_exe)
-    npmrc = paths.npmrc_path()
-    lines = _lines(npmrc)
-    outside = _outside_block(lines)
-    changes: List[str] = []
-    for registry in config.npm_registries:
-        script, text = _helper_script(registry, exe)
-        try:
-            current = script.read_text(encoding="utf-8")
-            fresh = current == text and script.stat().st_mode & 0o777 == 0o700
-        except OSError:
-            fresh = False
-        if not fresh:
-            changes.append(f"pnpm: {script}: runs credhelper token for {redact_url(registry)}")
-            if not dry_run:
-                paths.ensure_private_dir(paths.state_dir())
-                paths.ensure_private_dir(script.parent)
-                _atomic_write(script, text, 0o700)
-        key = f"{nerf_dart(registry)}:tokenHelper"
-        setting = f"{key}={script}"
-        mine = [i for i, line in enumerate(lines)
-                if outside[i] and line.split("=", 1)[0].strip() == key]
-        if [lines[i].rstrip("\r\n") for i in mine] == [setting]:
-            continue
-        changes.append(f"pnpm: {npmrc}: {setting}")
-        if mine:
-            ending = lines[mine[0]][len(lines[mine[0]].rstrip("\r\n")):] or "\n"
-            lines[mine[0]] = setting + ending
-            for index in reversed(mine[1:]):
-                del lines[index]
-                del outside[index]
-        else:
-            _append(lines, setting)
-            outside.append(True)
-    if changes and not dry_run:
-        _atomic_write(npmrc, "".join(lines), 0o600)
-    return changes
-
-
-def configure_npm(config: Config, dry_run: bool = False, remove: bool = False) -> List[str]:
-    """Check every npm registry has a route; with ``remove``, delete the managed npmrc block."""
-    router = Router(config.routes)
-    for registry in config.npm_registries:
-        router.resolve(registry)
-    if not remove:
-        return []   # the daemon's npm sink writes the block
-    npmrc = paths.npmrc_path()
-    lines = _lines(npmrc)
-    outside = _outside_block(lines)
-    kept = [line for line, keep in zip(lines, outside) if keep]
-    if len(kept) == len(lines):
-        return []
-    if not dry_run:
-        _atomic_write(npmrc, "".join(kept), 0o600)
-    return [f"npm: {npmrc}: removed the credhelper block ({len(lines) - len(kept)} lines)"]

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..errors import CredhelperError
 
@@ -46,7 +46,7 @@ def _wait_for(path: Path, timeout: float, what: str, contains: str = "") -> None
     raise CredhelperError(f"{what} did not appear within {timeout:g}s ({path})")
 
 
-def _write_config(root: Path, info: Dict[str, str], gp: Path) -> Path:
+def _write_config(root: Path, info: Dict[str, Any], gp: Path) -> Path:
     path = root / "home" / ".config" / "credhelper" / "config.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     command = json.dumps([str(gp), "idp", "token", "--audience", FEDERATION_AUDIENCE])
@@ -69,7 +69,7 @@ registries = ["{info['npm_url']}"]
     return path
 
 
-def _environment(root: Path, info: Dict[str, str]) -> Dict[str, str]:
+def _environment(root: Path, info: Dict[str, Any]) -> Dict[str, str]:
     # The machine's pip and npm settings (find-links, a cafile) would send the tools elsewhere.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PIP_", "npm_config_", "NPM_CONFIG_"))}

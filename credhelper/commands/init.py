@@ -7,12 +7,14 @@ put into it is checked against a narrow pattern first, so no option can inject T
 import base64
 import binascii
 import json
+import os
 import re
 import subprocess
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .. import paths
 from ..atomic import write_atomic
+from ..config import parse
 from ..errors import ConfigError
 
 ASSERTION_TIMEOUT = 30.0
@@ -25,6 +27,8 @@ _ORG = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}\Z")
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}\Z")  # a GUID or a verified domain
 _CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}\Z")
 _AUTHORITY = re.compile(r"https://[^\s\"'\\]+\Z")
+_SCOPE = re.compile(r"[^\s\"'\\]{1,400}\Z")
+_PATH = re.compile(r"[^\x00-\x1f\x7f\"\\]{1,4096}\Z")  # no control characters, quotes or escapes
 
 
 def _q(value: str) -> str:
@@ -45,12 +49,17 @@ def render_config(
     tenant: Optional[str] = None,
     client_id: Optional[str] = None,
     authority: Optional[str] = None,
+    ca_bundle: Optional[str] = None,
+    urls: Sequence[str] = (),
+    scopes: Sequence[str] = (),
 ) -> str:
     """A commented starter ``config.toml``: one account, and routes for the chosen presets.
 
     ``gitpod`` makes the account federated on ``gp idp token``; otherwise (or with
     ``device_code``) a person signs in with ``credhelper login``. ``authority`` replaces
-    ``https://login.microsoftonline.com/<tenant>`` (a sovereign cloud, the emulator).
+    ``https://login.microsoftonline.com/<tenant>`` (a sovereign cloud, another IdP, the
+    emulator); ``ca_bundle`` is extra trust for it. Each of ``urls`` becomes a route with
+    ``scopes`` (the Azure DevOps preset when none are given).
     """
     if gitpod and device_code:
         raise ConfigError("choose one of --gitpod and --device-code")
@@ -67,10 +76,29 @@ def render_config(
         f"authority = {_q(authority)}",
         f"client_id = {_q(client_id)}",
     ]
+    if ca_bundle is not None:
+        lines += ["# Extra trust for the authority (a corporate proxy, a private CA).",
+                  f"ca_bundle = {_q(_check(_PATH, ca_bundle, '--ca-bundle'))}"]
     lines += _gitpod_account() if gitpod else _device_code_account()
-    lines += _azure_devops_routes(_check(_ORG, azure_devops, "--azure-devops")) if azure_devops \
-        else _example_route()
+    if azure_devops:
+        lines += _azure_devops_routes(_check(_ORG, azure_devops, "--azure-devops"))
+    if urls:
+        lines += _url_routes(urls, scopes)
+    elif scopes:
+        raise ConfigError("--scope applies to the routes of --url; give --url too")
+    if not azure_devops and not urls:
+        lines += _example_route()
     return "\n".join(lines) + "\n"
+
+
+def _url_routes(urls: Sequence[str], scopes: Sequence[str]) -> List[str]:
+    scope_line = ("scopes = [" + ", ".join(_q(_check(_SCOPE, s, "--scope")) for s in scopes) + "]"
+                  if scopes else 'preset = "azure-devops"')
+    lines: List[str] = []
+    for url in urls:
+        lines += ["", "[[routes]]", f"url = {_q(_check(_AUTHORITY, url, '--url'))}",
+                  f"account = {_q(ACCOUNT)}", scope_line]
+    return lines
 
 
 def _gitpod_account() -> List[str]:
@@ -162,22 +190,35 @@ def federated_credential_hint(token: str) -> Dict[str, str]:
 def run_init(
     org: Optional[str] = None, gitpod: bool = False, device_code: bool = False,
     tenant: Optional[str] = None, client_id: Optional[str] = None, force: bool = False,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = print, authority: Optional[str] = None,
+    ca_bundle: Optional[str] = None, urls: Sequence[str] = (), scopes: Sequence[str] = (),
 ) -> int:
     """``credhelper init``: write the starter config; with ``gitpod``, say what to register."""
+    if ca_bundle is not None:
+        ca_bundle = os.path.abspath(os.path.expanduser(ca_bundle))
+        if not os.path.isfile(ca_bundle):
+            raise ConfigError(f"--ca-bundle: no such file: {ca_bundle}")
     text = render_config(azure_devops=org, gitpod=gitpod, device_code=device_code,
-                         tenant=tenant, client_id=client_id)
+                         tenant=tenant, client_id=client_id, authority=authority,
+                         ca_bundle=ca_bundle, urls=urls, scopes=scopes)
     path = paths.config_path()
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; add --force to replace it")
+    try:  # a --url the daemon would refuse is refused now, before anything is written
+        parse(text, path)
+    except ConfigError as exc:
+        raise ConfigError(f"the options make a config the daemon would refuse: "
+                          f"{exc.message.split(': ', 1)[-1]}") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text.encode("utf-8"), 0o600)
     echo(f"credhelper: wrote {path}")
     if gitpod:
         for line in _federation_advice(str(client_id)):
             echo(line)
+        echo("credhelper: next, run: credhelper start && credhelper configure all")
     else:
-        echo("credhelper: next, run: credhelper start && credhelper login")
+        echo("credhelper: next, run: credhelper start && credhelper configure all && "
+             "credhelper login")
     return 0
 
 

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..atomic import write_atomic
 from ..errors import CredhelperError
@@ -175,7 +175,7 @@ def install_units(dry_run: bool = False) -> List[str]:
                        "systemctl --user daemon-reload && "
                        "systemctl --user enable --now credhelper.socket")
         return changes
-    steps = []
+    steps: List[Tuple[str, ...]] = []
     if changes:
         steps.append(("daemon-reload",))
     if changes or not _socket_running():

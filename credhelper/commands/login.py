@@ -1,7 +1,7 @@
 """``credhelper login``: the daemon runs the device flow; this shows the code and a countdown.
 
-Each way a sign-in can end has its own exit code (listed in ``cli.py``'s docstring), so scripts
-and people can tell a refusal from a code left too long from a Ctrl-C.
+Each way a sign-in can end has its own exit code (``commands/exits.py``), so scripts and people
+can tell a refusal from a code left too long from a Ctrl-C.
 """
 
 import signal
@@ -10,23 +10,8 @@ import time
 from typing import Dict, Optional, TextIO, Tuple
 
 from ..client import Client
-from ..errors import CredhelperError
-
-EXIT_OK, EXIT_FAILED = 0, 1
-EXIT_DENIED, EXIT_EXPIRED, EXIT_CANCELLED, EXIT_INTERRUPTED = 5, 6, 7, 130
-
-# The daemon's failure codes (auth/device_code.py) → exit code and what to tell the person.
-_OUTCOMES: Dict[str, Tuple[int, str]] = {
-    "access_denied": (EXIT_DENIED, "sign-in to '{account}' was declined at the sign-in page"),
-    "authorization_declined": (EXIT_DENIED,
-                               "sign-in to '{account}' was declined at the sign-in page"),
-    "expired_token": (EXIT_EXPIRED, "the code expired before sign-in finished; "
-                                    "run credhelper login {account} for a new one"),
-    "code_expired": (EXIT_EXPIRED, "the code expired before sign-in finished; "
-                                   "run credhelper login {account} for a new one"),
-    "cancelled": (EXIT_CANCELLED, "sign-in to '{account}' was cancelled "
-                                  "(another credhelper login or logout took over)"),
-}
+from ..errors import CredhelperError, sign_in_ending
+from .exits import BY_SIGN_IN_ENDING, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
 def run_login(client: Client, account: Optional[str], out: TextIO = sys.stdout,
@@ -69,9 +54,9 @@ def run_login(client: Client, account: Optional[str], out: TextIO = sys.stdout,
 
 def _failure(reply: Dict[str, object], account: str) -> Tuple[int, str]:
     error = str(reply.get("error") or "")
-    if error in _OUTCOMES:
-        code, text = _OUTCOMES[error]
-        return code, text.format(account=account)
+    text = sign_in_ending(error, account)
+    if text is not None:
+        return BY_SIGN_IN_ENDING.get(error, EXIT_FAILED), text
     return EXIT_FAILED, str(reply.get("message") or f"sign-in failed: {error}")
 
 

@@ -45,6 +45,10 @@ def render_status(reply: Dict[str, Any], now: float) -> str:
             else:
                 line += "  not signed in: run credhelper login " + account["name"]
         lines.append(line)
+        if account.get("problem"):
+            # the daemon's last word from this account's identity provider, never asked anew
+            label = "unreachable" if account.get("unreachable") else "failing"
+            lines.append(f"  {'':<16} {label}: {account['problem']}")
     lines.append("tokens")
     slots = reply.get("slots", [])
     if not slots:

@@ -71,6 +71,8 @@ class FeedServer:
         """Authenticate, route, answer, log."""
         path = request.path
         prefix = ""
+        kind: Optional[str]
+        claims: Optional[dict]
         if self.open_access and path.startswith(OPEN_PREFIX + "/"):
             # the same content with no auth at all: a baseline for measuring what auth costs
             kind, claims, reason, prefix = "open", {}, "", OPEN_PREFIX

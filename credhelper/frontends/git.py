@@ -19,10 +19,9 @@ from ..errors import (
     AmbiguousRoute, AuthFailed, CredhelperError, DaemonUnavailable, LoginFailed, NoRoute,
     NotSignedIn, RequestError,
 )
+from .common import GET_TIMEOUT, say, starter
 
 MAX_INPUT = 64 * 1024
-GET_TIMEOUT = 30.0  # a first get may wait for the daemon to acquire a token from Entra
-_UNSAFE_VALUE = ("\n", "\r", "\0")
 # Characters git's host attribute never legitimately holds; seeing one means the input is not
 # a URL we should build and send anywhere.
 _BAD_HOST_CHARS = frozenset("/\\@?#%") | frozenset(chr(c) for c in range(0x21))
@@ -106,12 +105,6 @@ def quote_path(path: str) -> str:
                    for b in path.encode("utf-8", "surrogateescape"))
 
 
-def _say(stderr: TextIO, message: str) -> None:
-    line = " ".join(message.split())[:300]
-    stderr.write(f"credhelper: {line}\n")
-    stderr.flush()
-
-
 def _emit(stdout: BinaryIO, pairs: List[Tuple[str, str]]) -> None:
     stdout.write("".join(f"{key}={value}\n" for key, value in pairs).encode("utf-8"))
     stdout.flush()
@@ -120,38 +113,32 @@ def _emit(stdout: BinaryIO, pairs: List[Tuple[str, str]]) -> None:
 def _get(url: str, lists: Dict[str, List[str]], stdout: BinaryIO, stderr: TextIO,
          client: Client) -> int:
     try:
-        reply = client.call("get", timeout=GET_TIMEOUT, url=url, **{"for": "git"})
+        reply = client.get(url, "git", timeout=GET_TIMEOUT)
     except (NoRoute, RequestError):
         # Not our URL (or one the daemon refuses to consider): stay silent so git asks
         # the next helper or the user, exactly as if we were not configured.
         return 0
     except AmbiguousRoute:
-        _say(stderr, "several accounts serve this host; run: credhelper configure git")
+        say(stderr, "several accounts serve this host; run: credhelper configure git")
         return 0
     except DaemonUnavailable as exc:
         # No quit=1 here: without the daemon we cannot tell whether this host is ours, and
         # credential.helper=entra may sit next to other helpers for other hosts. Letting git
         # go on keeps those working; for our hosts git then prompts (or fails with
         # GIT_TERMINAL_PROMPT=0) after our one-line hint.
-        _say(stderr, exc.message)
+        say(stderr, exc.message)
         return 0
     except (NotSignedIn, AuthFailed, LoginFailed) as exc:
         # The daemon knows the URL is ours and cannot serve it: stop git from prompting for
         # a password that does not exist and from asking helpers that would hand a stale one.
-        _say(stderr, exc.message)
+        say(stderr, exc.message)
         _emit(stdout, [("quit", "1")])
         return 0
     except CredhelperError as exc:
-        _say(stderr, exc.message)
+        say(stderr, exc.message)
         return 0
 
-    username, token = reply.get("username"), reply.get("token")
-    if not isinstance(username, str) or not isinstance(token, str) or not token or any(
-        bad in value for value in (username, token) for bad in _UNSAFE_VALUE
-    ):
-        # A newline would let the value inject protocol lines; never pass it on.
-        _say(stderr, "the daemon returned an unusable credential; nothing sent to git")
-        return 0
+    username, token = reply["username"], reply["token"]  # checked by Client.get
     expires_on = reply.get("expires_on")
     expiry = [("password_expiry_utc", str(int(expires_on)))] if isinstance(
         expires_on, (int, float)) and not isinstance(expires_on, bool) else []
@@ -173,9 +160,8 @@ def _erase(url: str, scalars: Dict[str, str], client: Client) -> int:
     # Ask for our current token first and compare here, so another host's password that git
     # is erasing never travels to the daemon.
     try:
-        current = client.call("get", timeout=GET_TIMEOUT, url=url, **{"for": "git"})
-        token = current.get("token")
-        if isinstance(token, str) and hmac.compare_digest(
+        token = client.get(url, "git", timeout=GET_TIMEOUT)["token"]
+        if hmac.compare_digest(
                 token.encode("utf-8", "surrogateescape"), offered.encode("utf-8", "surrogateescape")):
             client.invalidate(url, token)
     except CredhelperError:
@@ -202,7 +188,7 @@ def main() -> None:
     if len(sys.argv) < 2:
         sys.stderr.write("usage: git-credential-entra get|store|erase  (run by git)\n")
         sys.exit(2)
-    # autostart: the first git call after login or boot starts the daemon (once, under a lock;
+    # the first git call after login or boot starts the daemon (once, under a lock;
     # CREDHELPER_NO_AUTOSTART=1 turns it off)
     sys.exit(handle(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer, sys.stderr,
-                    Client(timeout=GET_TIMEOUT, autostart=True)))
+                    Client(timeout=GET_TIMEOUT, starter=starter())))

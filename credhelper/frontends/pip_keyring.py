@@ -8,7 +8,7 @@ everything else, so the other backends in keyring's chainer go on as before.
 
 import os
 import sys
-from typing import Optional
+from typing import Optional, Set
 
 from keyring import backend, credentials, errors
 from keyring.compat import properties
@@ -16,14 +16,14 @@ from keyring.compat import properties
 from .. import paths
 from ..client import Client, ours_listening
 from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
+from .common import GET_TIMEOUT, say, starter
 
-GET_TIMEOUT = 30.0  # a first get may wait for the daemon to acquire a token from Entra
 # Below the chainer's 10, so with other backends present keyring still builds a chain (and
 # asks us first); above every real store (SecretService, macOS, Windows: 5), whose saved
 # password for the same host would be a stale copy of what the daemon holds.
 PRIORITY = 9.0
 _NOT_NETLOC = frozenset("/\\@?#") | frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
-_told = set()  # messages already written in this process (pip asks for URL, then netloc)
+_told: Set[str] = set()  # messages already written in this process (pip asks for URL, then netloc)
 
 
 class ReadOnlyError(errors.PasswordSetError, errors.PasswordDeleteError, NotImplementedError):
@@ -47,11 +47,7 @@ def service_url(service: str) -> Optional[str]:
 
 
 def _say(message: str) -> None:
-    line = " ".join(message.split())[:300]
-    if line not in _told:
-        _told.add(line)
-        sys.stderr.write(f"credhelper: {line}\n")
-        sys.stderr.flush()
+    say(sys.stderr, message, _told)
 
 
 class CredhelperKeyring(backend.KeyringBackend):
@@ -75,7 +71,7 @@ class CredhelperKeyring(backend.KeyringBackend):
         if url is None:
             return None
         try:
-            reply = Client(timeout=GET_TIMEOUT, autostart=True).get(url, for_="pip")
+            reply = Client(timeout=GET_TIMEOUT, starter=starter()).get(url, "pip")
         except (NoRoute, AmbiguousRoute, RequestError):
             return None
         except CredhelperError as exc:
@@ -83,12 +79,7 @@ class CredhelperKeyring(backend.KeyringBackend):
             # None plus one line lets the user see why and pip carry on.
             _say(exc.message)
             return None
-        user, token = reply.get("username"), reply.get("token")
-        if not isinstance(user, str) or not isinstance(token, str) or not token or any(
-                bad in token for bad in ("\r", "\n", "\0")):
-            _say("the daemon returned an unusable credential; ignoring it")
-            return None
-        return credentials.SimpleCredential(user, token)
+        return credentials.SimpleCredential(reply["username"], reply["token"])
 
     def get_password(self, service: str, username: str) -> Optional[str]:
         """The token for a routed URL, whatever username the caller has in mind."""

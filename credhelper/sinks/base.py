@@ -26,6 +26,9 @@ class Sink(Protocol):
     def registries(self) -> Tuple[str, ...]:
         """The registry URLs this sink wants tokens for (from the config)."""
 
+    def enabled(self) -> bool:
+        """Whether the file is ours to keep: its tool is configured (or on by default)."""
+
     def reconfigure(self, config: Config) -> None:
         """Take this sink's registries from a (re)loaded config; dropped ones leave the file."""
 

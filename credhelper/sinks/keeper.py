@@ -5,14 +5,16 @@ one line there. The keeper asks the router (through ``resolve``) which slot serv
 so a config reload is seen at once.
 """
 
+import functools
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..auth.base import Token
 from ..config import Config
 from ..errors import CredhelperError
 from ..tokens import TokenManager
+from ..toolrecord import ToolRecord
 from .base import Sink
 
 log = logging.getLogger(__name__)
@@ -20,11 +22,19 @@ log = logging.getLogger(__name__)
 Slot = Tuple[str, Tuple[str, ...]]  # (account, scopes)
 
 
-def open_sinks(config: Config) -> List[Sink]:
-    """Every sink the daemon keeps, each reading its own section of ``config``."""
+def open_sinks(config: Config, record: Optional[ToolRecord] = None) -> List[Sink]:
+    """Every sink the daemon keeps, each reading its own section of ``config``; with a
+    ``record``, each writes only while its tool is configured there."""
     from .npmrc import NpmrcSink
+    from .yarnrc import YarnrcSink
 
-    return [NpmrcSink.from_config(config)]
+    sinks: List[Sink] = []
+    for cls in (NpmrcSink, YarnrcSink):
+        gate = None
+        if record is not None:
+            gate = functools.partial(record.enabled, cls.name, cls.default_on)
+        sinks.append(cls.from_config(config, gate))
+    return sinks
 
 
 class SinkKeeper:
@@ -64,9 +74,17 @@ class SinkKeeper:
         if not self.any_registries():
             return
         for sink in self.sinks:
-            if sink.registries:
+            if sink.registries and sink.enabled():
                 sink.watch()
         self.warm()
+
+    def tools_changed(self) -> None:
+        """The tool record changed: a removed tool's file is let go, a configured one filled."""
+        for sink in self.sinks:
+            if not sink.enabled():
+                sink.stop()
+                sink.remove()
+        self.start()
 
     def warm(self) -> None:
         """Keep the sinks' slots warm for good and fill the files from the ones already held."""
@@ -101,7 +119,8 @@ class SinkKeeper:
 
     def status(self) -> Dict[str, Dict[str, Any]]:
         """Per sink: its file and registries (never a token)."""
-        return {sink.name: {"file": str(sink.path), "registries": list(sink.registries)}
+        return {sink.name: {"file": str(sink.path), "registries": list(sink.registries),
+                            "kept": sink.enabled()}
                 for sink in self.sinks}
 
     def stop(self) -> None:

@@ -13,7 +13,7 @@ import stat
 import threading
 import urllib.parse
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .. import paths
 from ..atomic import write_atomic
@@ -52,6 +52,34 @@ def registry_key(url: str) -> str:
     if any(ch in _INI_UNSAFE for ch in key):
         raise ConfigError(f"npm registry {url!r} cannot be written as an npmrc key")
     return key
+
+
+def outside_block(lines: List[str], path: Path) -> List[bool]:
+    """For each line, whether it lies outside the managed block; a broken block is an error."""
+    inside, out = False, []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ConfigError(f"{path}:{number}: '{BEGIN}' inside the block")
+            inside = True
+        out.append(not inside)
+        if stripped == END:
+            if not inside:
+                raise ConfigError(f"{path}:{number}: '{END}' without '{BEGIN}'")
+            inside = False
+    if inside:
+        raise ConfigError(f"{path}: '{BEGIN}' has no '{END}'; fix the file by hand")
+    return out
+
+
+def block_lines(text: str) -> Optional[List[str]]:
+    """The lines inside the managed block of ``text`` (markers excluded), or None without one."""
+    found = _find_block(text)
+    if found is None:
+        return None
+    start, end, _ = found
+    return text[start:end].splitlines()[1:-1]
 
 
 def _find_block(text: str) -> Optional[Tuple[int, int, bool]]:
@@ -99,14 +127,18 @@ class NpmrcSink:
     """The managed block of one npmrc file, for the configured npm registries."""
 
     name = "npm"
+    default_on = True  # kept for `[npm] registries` unless `configure npm --remove` said no
 
     @classmethod
-    def from_config(cls, config: Config) -> "NpmrcSink":
+    def from_config(cls, config: Config, gate: Optional[Callable[[], bool]] = None) -> "NpmrcSink":
         """The sink for ``[npm] registries``, on the npmrc of the daemon's own environment."""
-        return cls(paths.npmrc_path(), config.npm_registries)
+        return cls(paths.npmrc_path(), config.npm_registries, gate)
 
-    def __init__(self, path: Path, registries: Iterable[str]) -> None:
+    def __init__(self, path: Path, registries: Iterable[str],
+                 gate: Optional[Callable[[], bool]] = None) -> None:
         self.path = Path(path)
+        # Asked before every write: False once `configure TOOL --remove` took the tool off.
+        self._gate = gate
         self._keys: Dict[str, str] = {registry_key(url): url for url in registries}
         self._tokens: Dict[str, str] = {}        # registry key -> current token
         self._recent: Dict[str, List[str]] = {}  # registry key -> tokens we last wrote for it
@@ -199,13 +231,27 @@ class NpmrcSink:
     def _stray_lines(self) -> List[str]:
         return [f"{key}:_authToken={token}" for key, tokens in self._recent.items() for token in tokens]
 
+    def enabled(self) -> bool:
+        """Whether this file is ours to keep (the tool is configured, or by default)."""
+        return self._gate is None or self._gate()
+
+    def _block_lines(self) -> List[str]:
+        return [f"{key}:_authToken={self._tokens[key]}" for key in self._keys if key in self._tokens]
+
+    def _check(self, text: str) -> None:
+        """Raise when the file, outside the block, rules out writing the block."""
+
     def _sync(self) -> None:
         """Make the file hold the current block (called with the lock held)."""
-        lines = [f"{key}:_authToken={self._tokens[key]}" for key in self._keys if key in self._tokens]
+        if not self.enabled():
+            self._tokens.clear()  # removed: stay out of the file until configured again
+            return
+        lines = self._block_lines()
         text = self._read()
         if text is None:
             self._created = True
             text = ""
+        self._check(_without_block(text))
         new = render(text, lines, self._stray_lines())
         for key, token in self._tokens.items():
             recent = self._recent.setdefault(key, [])

@@ -9,19 +9,20 @@ import time
 from dataclasses import asdict
 from typing import Callable, Iterator, List
 
-from . import basics, idp, scan, tools
+from . import basics, idp, js, scan, tools
 from .report import FAIL, Check, Context, render
 
 _CHECKS: List[Callable[[Context], Iterator[Check]]] = [
     basics.check_config, basics.check_daemon, basics.check_files, tools.check_git,
-    tools.check_pip, tools.check_npm, idp.check_idp, idp.check_tokens, basics.check_key_storage,
-    scan.check_workspace,
+    tools.check_pip, tools.check_npm, js.check_npm_warnings, js.check_yarn, idp.check_idp,
+    idp.check_tokens, basics.check_key_storage, scan.check_workspace,
 ]
 
 
 def collect() -> List[Check]:
     """Run every check in order; a check that crashes is reported, never raised."""
-    ctx, results = Context(), []
+    ctx = Context()
+    results: List[Check] = []
     for check in _CHECKS:
         try:
             results.extend(check(ctx))

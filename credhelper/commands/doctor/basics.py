@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 
 from ... import config as config_mod, paths
 from ...client import Client
-from ...errors import CredhelperError
+from ...errors import CredhelperError, DaemonUnavailable
 from .report import FAIL, OK, WARN, Check, Context
 
 
@@ -36,9 +36,14 @@ def check_daemon(ctx: Context) -> Iterator[Check]:
     client = Client(timeout=5.0)
     try:
         ctx.daemon = client.call("status", timeout=5.0)
-    except CredhelperError as exc:
+    except DaemonUnavailable as exc:
         yield Check("daemon", FAIL, exc.message,
                     "run: credhelper start   (or: systemctl --user start credhelper.socket)")
+        return
+    except CredhelperError as exc:
+        # It is running (it answered): starting it is not the fix, its own log says more.
+        yield Check("daemon", FAIL, f"the daemon answers, but its status failed: {exc.message}",
+                    f"see {paths.state_dir() / 'daemon.log'}; then: credhelper stop; credhelper start")
         return
     yield Check("daemon", OK, f"pid {ctx.daemon.get('pid')} on {client.socket_path}")
     if ctx.daemon.get("config_error"):

@@ -6,6 +6,8 @@
 on its own). A result never holds a token.
 """
 
+import base64
+import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -46,3 +48,13 @@ def render(results: List[Check]) -> str:
     lines.append("all good" if not failed and not warned else
                  f"{failed} problem(s), {warned} warning(s)")
     return "\n".join(lines)
+
+
+def jwt_expiry(token: str) -> Optional[float]:
+    """The ``exp`` claim of a JWT, without verifying it; None when it is not a JWT."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
+from ... import environment
 from ...vault import MAGIC
 from .report import FAIL, OK, WARN, Check, Context
 
@@ -35,7 +36,7 @@ _NPM_TOKEN = re.compile(rb"_authToken\s*=\s*(?!\$\{)\S")
 def scan_roots() -> List[Path]:
     """``$CREDHELPER_WORKSPACE_ROOT`` (else ``/workspace`` if present) and the current checkout."""
     roots = []
-    workspace = Path(os.environ.get("CREDHELPER_WORKSPACE_ROOT") or WORKSPACE)
+    workspace = Path(environment.workspace_root() or WORKSPACE)
     if workspace.is_dir():
         roots.append(workspace.resolve())
     try:

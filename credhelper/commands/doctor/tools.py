@@ -4,9 +4,7 @@ Nothing here prints a value from a credential: the npmrc check reads a token onl
 whether it is present and still unexpired.
 """
 
-import base64
 import configparser
-import json
 import os
 import shutil
 import stat
@@ -19,7 +17,7 @@ from ... import paths
 from ...errors import ConfigError
 from ...routing import Router, redact_url
 from ..configure import GIT_HELPER, pip_config_path
-from .report import FAIL, OK, SKIP, WARN, Check, Context
+from .report import FAIL, OK, SKIP, WARN, Check, Context, jwt_expiry
 
 # git helpers that keep what they are given: placed next to ours they would hold a copy of
 # our token (and hand it out after it expired).
@@ -144,19 +142,9 @@ def check_pip(ctx: Context) -> Iterator[Check]:
         yield Check("pip", FAIL, f"{shown}: pip will not ask credhelper", fix)
 
 
-def _expiry(token: str) -> Optional[float]:
-    """The ``exp`` claim of a JWT, without verifying it; None when it is not a JWT."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        return None
-
-
 def check_npm(ctx: Context) -> Iterator[Check]:
     """The managed npmrc block holds a live line for every ``[npm] registries`` entry."""
-    from ...sinks.npmrc import BEGIN, END, registry_key
+    from ...sinks.npmrc import block_lines, registry_key
 
     if ctx.config is None:
         yield Check("npm", SKIP, "needs a valid config")
@@ -164,19 +152,26 @@ def check_npm(ctx: Context) -> Iterator[Check]:
     if not ctx.config.npm_registries:
         yield Check("npm", OK, "no [npm] registries configured")
         return
+    from ...toolrecord import REMOVED, ToolRecord
+    from .js import login_fix
+
     npmrc = paths.npmrc_path()
-    fix = ("the daemon writes it: credhelper start" if ctx.daemon is None
-           else "the daemon rewrites it after its next token; to force it: credhelper reload")
+    if ToolRecord().state("npm") == REMOVED:
+        yield Check("npm", WARN, f"not kept by credhelper (configure npm --remove): npm, pnpm, bun "
+                    f"and yarn 1 find no token in {npmrc}", "run: credhelper configure npm")
+        return
+    fix = login_fix(ctx, list(ctx.config.npm_registries)) or (
+        "the daemon writes it: credhelper start" if ctx.daemon is None
+        else "the daemon rewrites it after its next token; to force it: credhelper reload")
     try:
         text = npmrc.read_text(encoding="utf-8", errors="replace")
         mode = stat.S_IMODE(os.stat(npmrc).st_mode)
     except OSError:
         text, mode = "", 0o600
-    begin, end = text.find(BEGIN), text.find(END)
-    if begin < 0 or end < begin:
+    block = block_lines(text)
+    if block is None:
         yield Check("npm", FAIL, f"{npmrc}: the credhelper block is missing", fix)
         return
-    block = text[begin:end].splitlines()
     fine = True
     if mode & 0o077:
         fine = False
@@ -184,7 +179,7 @@ def check_npm(ctx: Context) -> Iterator[Check]:
     for registry in ctx.config.npm_registries:
         prefix = registry_key(registry) + ":_authToken="
         tokens = [line[len(prefix):].strip() for line in block if line.startswith(prefix)]
-        expiry = _expiry(tokens[0]) if tokens and tokens[0] else None
+        expiry = jwt_expiry(tokens[0]) if tokens and tokens[0] else None
         if not tokens or not tokens[0]:
             fine = False
             yield Check("npm", FAIL, f"{redact_url(registry)}: missing from the credhelper block", fix)

@@ -1,0 +1,68 @@
+"""Keeps an ``npmRegistries`` block fresh in yarn berry's user-level ``~/.yarnrc.yml``.
+
+Yarn 2+ never reads ``.npmrc``; it takes a registry's token from ``npmRegistries`` in its own rc
+files. The block follows the npm block's rules (same markers, rest of the file untouched, 0600,
+rewritten after every refresh, restored when something rewrites the file) and adds
+``npmAlwaysAuth``, without which berry asks for unscoped packages anonymously.
+
+YAML allows a key once per mapping, so a file that has its own top-level ``npmRegistries`` cannot
+take ours beside it: the sink then writes nothing and says so (doctor says it too).
+"""
+
+import os
+import re
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from ..config import Config
+from ..errors import ConfigError
+from .npmrc import NpmrcSink
+
+_OWN_REGISTRIES = re.compile(r"^npmRegistries\s*:", re.M)
+# Entra tokens are JWTs: base64url and dots. Anything else would need YAML escaping; refuse it.
+_YAML_SAFE = re.compile(r"[A-Za-z0-9._~+/=-]+\Z")
+
+
+def yarnrc_path() -> Path:
+    """The user-level berry rc: ``~/$YARN_RC_FILENAME``, else ``~/.yarnrc.yml``."""
+    home = os.environ.get("HOME") or os.path.expanduser("~")
+    name = os.environ.get("YARN_RC_FILENAME") or ".yarnrc.yml"
+    return Path(os.path.abspath(os.path.join(home, os.path.basename(name))))
+
+
+def has_own_registries(text: str) -> bool:
+    """Whether ``text`` (the file without our block) has its own top-level ``npmRegistries``."""
+    return bool(_OWN_REGISTRIES.search(text))
+
+
+class YarnrcSink(NpmrcSink):
+    """The managed block of one ``.yarnrc.yml``, for the configured npm registries."""
+
+    name = "yarn"
+    default_on = False  # a file of its own: only after `credhelper configure yarn`
+
+    @classmethod
+    def from_config(cls, config: Config, gate: Optional[Callable[[], bool]] = None) -> "YarnrcSink":
+        """The sink for ``[npm] registries`` in the daemon's user's ``~/.yarnrc.yml``."""
+        return cls(yarnrc_path(), config.npm_registries, gate)
+
+    def _block_lines(self) -> List[str]:
+        lines = ["npmRegistries:"]
+        for key in self._keys:
+            token = self._tokens.get(key)
+            if token is None:
+                continue
+            if not _YAML_SAFE.match(token):
+                raise ValueError("refusing to write a token with characters YAML would need escaped")
+            # berry compares registries without the trailing slash; the key has no quotes in it
+            lines += [f'  "{key.rstrip("/")}":', "    npmAlwaysAuth: true",
+                      f'    npmAuthToken: "{token}"']
+        return lines
+
+    def _check(self, text: str) -> None:
+        if has_own_registries(text):
+            raise ConfigError(f"{self.path} has its own npmRegistries; credhelper cannot add its "
+                              "block beside it (move those entries into a project .yarnrc.yml)")
+
+    def _stray_lines(self) -> List[str]:
+        return []  # `yarn config set` drops our markers; _check then refuses rather than guess
