@@ -32,6 +32,7 @@ MAX_READING = 512
 MAX_FOREIGN_READING = 16
 # Ops that may hold a worker for long (a login_wait waits up to 60 s): at most this many at once.
 SLOW_OPS = {"login_wait": 4}
+REFUSAL_LOG_EVERY = 60.0
 _NO_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -177,6 +178,7 @@ class SocketServer:
         self._selector: Optional[selectors.BaseSelector] = None
         self._reading: Dict[socket.socket, _Reading] = {}
         self._foreign_reading = 0
+        self._refusals_logged: Dict[int, float] = {}
         self._accept_paused_until = 0.0
         self._accept_backoff = 0.0
 
@@ -219,7 +221,8 @@ class SocketServer:
             self._selector.register(self._sock, selectors.EVENT_READ)
         for reading in [r for r in self._reading.values() if r.deadline <= now]:
             self._unwatch(reading.conn)
-            self._finish(reading.conn, RequestError("no complete request received in time").to_wire())
+            late = RequestError("no complete request received in time")
+            self._finish(reading.conn, late.to_wire())
 
     def _accept(self) -> None:
         try:
@@ -272,7 +275,7 @@ class SocketServer:
                 self._pipe_open = False
 
     def _dispatch(self, conn: socket.socket) -> None:
-        """Take a freshly accepted connection: answer it now, or watch it until its request is in."""
+        """Take a new connection: answer it now, or watch it until its request is in."""
         try:
             peer = peer_of(conn)
         except OSError:
@@ -299,7 +302,7 @@ class SocketServer:
             self._unwatch(reading.conn)
 
     def _take(self, reading: _Reading) -> bool:
-        """Read what has arrived; True when the connection is done with here (answered or handed on)."""
+        """Read what has arrived; True when the connection is done here (answered or handed on)."""
         conn = reading.conn
         try:
             while True:
@@ -345,7 +348,13 @@ class SocketServer:
     def _refuse(self, conn: socket.socket, peer: Peer) -> None:
         self._audit.write(event="refused", pid=peer.pid, uid=peer.uid, exe=peer.exe,
                           reason="peer uid differs from the daemon's")
-        log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
+        # The audit log has every refusal; the daemon log one line per user a minute, so another
+        # user hammering the socket cannot rotate the owner's log away.
+        now = time.monotonic()
+        if now - self._refusals_logged.get(peer.uid, -REFUSAL_LOG_EVERY) >= REFUSAL_LOG_EVERY:
+            self._refusals_logged[peer.uid] = now
+            log.warning("refused a connection from uid %d (pid %d); more from it are in the "
+                        "audit log only, for a minute", peer.uid, peer.pid)
         self._finish(conn, Forbidden("this daemon serves only its own user").to_wire())
 
     def _finish(self, conn: socket.socket, reply: Dict[str, Any]) -> None:
@@ -367,7 +376,8 @@ class SocketServer:
     def _submit(self, conn: socket.socket, peer: Peer, request: Dict[str, Any]) -> None:
         slow = self._slow.get(request["op"])
         if slow is not None and not slow.acquire(blocking=False):
-            self._finish(conn, Busy(f"too many {request['op']} requests in flight; try again").to_wire())
+            busy = Busy(f"too many {request['op']} requests in flight; try again")
+            self._finish(conn, busy.to_wire())
             return
         if not self._pending.acquire(blocking=False):
             if slow is not None:

@@ -72,7 +72,8 @@ def parse_request(data: bytes) -> Dict[str, Any]:
     return request
 
 
-_KIND = {(int,): "an integer", (str,): "a string", (int, float): "a number", (bool,): "true or false"}
+_KIND = {(int,): "an integer", (str,): "a string", (int, float): "a number",
+         (bool,): "true or false"}
 
 
 def read_message(sock: _socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:

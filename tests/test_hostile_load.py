@@ -315,15 +315,21 @@ def test_the_daemon_log_rotates_at_its_cap(tmp_path) -> None:
 
     from credhelper.logs import DAEMON_LOG_KEEP, setup_logging
 
+    root = logging.getLogger("credhelper")
+    saved = (root.level, root.propagate, list(root.handlers))
     setup_logging(tmp_path, foreground=False, max_bytes=5_000)
     log = logging.getLogger("credhelper.test")
     try:
         for i in range(1000):
             log.warning("line %d of a chatty day", i)
-    finally:
-        for handler in list(logging.getLogger("credhelper").handlers):
-            logging.getLogger("credhelper").removeHandler(handler)
+    finally:  # leave the logger as this process had it (caplog in other tests relies on it)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
             handler.close()
+        root.setLevel(saved[0])
+        root.propagate = saved[1]
+        for handler in saved[2]:
+            root.addHandler(handler)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["daemon.log"] + [f"daemon.log.{i}" for i in range(1, DAEMON_LOG_KEEP + 1)]
     assert all((tmp_path / name).stat().st_size <= 5_100 for name in files)

@@ -154,3 +154,16 @@ def test_silent_and_trickling_clients_hold_no_worker(server) -> None:
     assert {r["code"] for r in late} == {"bad_request"}
     assert all("in time" in r["message"] for r in late)
     assert srv._reading == {}
+
+
+def test_refusals_are_all_audited_but_logged_once_a_minute(server, tmp_path, caplog) -> None:
+    srv, rec, path = server
+    srv._uid = os.getuid() + 1
+    caplog.set_level("WARNING", logger="credhelper.listener")
+    for _ in range(20):
+        client = connect(path)
+        client.sendall(GET)
+        assert reply_of(client)["code"] == "forbidden"
+    records = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert [r["event"] for r in records] == ["refused"] * 20
+    assert len([r for r in caplog.records if "refused a connection" in r.getMessage()]) == 1
