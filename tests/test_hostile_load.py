@@ -84,7 +84,7 @@ def test_status_with_hundreds_of_routes(ws: Workspace) -> None:
     routes = [{"url": f"{ws.em.feed_base}/org-{i:04d}/project-with-a-long-name/",
                "account": "workspace", "preset": "azure-devops"} for i in range(800)]
     ws.write_config(ws.federated_account(), routes)
-    ws.start_daemon()
+    ws.start_daemon(timeout=60)  # 800 routes to check on a machine other test runs share
     proc = ws.credhelper("status", "--json")
     assert len(proc.stdout) > 64 * 1024
     assert len(json.loads(proc.stdout)["routes"]) == 800

@@ -64,7 +64,7 @@ def test_an_npmrc_inside_a_checkout_gets_no_token(ws: Workspace) -> None:
     ws.env["NPM_CONFIG_USERCONFIG"] = str(inside)
     ws.start_daemon()
     ws.client().get(f"{ws.em.feed_base}/x", "test")
-    assert wait_for(lambda: "refusing to keep the npm config" in ws.logs())
+    assert wait_for(lambda: "refusing to keep the npm config with tokens" in ws.logs())
     assert not inside.exists()
 
 
