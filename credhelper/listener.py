@@ -13,7 +13,6 @@ import stat
 import struct
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
@@ -21,6 +20,7 @@ from typing import Any, Callable, Dict, Optional
 from . import paths, protocol
 from .errors import Busy, ConfigError, CredhelperError, Forbidden, RequestError
 from .logs import AuditLog
+from .workers import Workers
 
 log = logging.getLogger("credhelper.listener")
 
@@ -165,7 +165,7 @@ class SocketServer:
         self._path = path
         self._handler = handler
         self._audit = audit
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="credhelper-conn")
+        self._pool = Workers(workers, "credhelper-conn")  # idle threads end after a burst
         self._pending = threading.BoundedSemaphore(max_pending)
         self._slow = {op: threading.BoundedSemaphore(n) for op, n in
                       (slow_ops if slow_ops is not None else SLOW_OPS).items()}
@@ -268,7 +268,7 @@ class SocketServer:
                     os.unlink(self._path)
                 except FileNotFoundError:
                     pass
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel=True)
             with self._pipe_lock:
                 os.close(self._stop_r)
                 os.close(self._stop_w)

@@ -58,6 +58,11 @@ def socket_path() -> Path:
     return _path(socket_file())
 
 
+def git_cache_socket(daemon_socket: Path) -> Path:
+    """The daemon's second socket, speaking git's credential-cache protocol, beside the first."""
+    return daemon_socket.with_name(daemon_socket.stem + "-git" + daemon_socket.suffix)
+
+
 def state_dir() -> Path:
     """``$CREDHELPER_STATE_DIR``, else ``$XDG_STATE_HOME/credhelper``."""
     explicit = environment.state_dir()

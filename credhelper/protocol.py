@@ -5,11 +5,12 @@ This module is on the hot path: standard library only, no I/O beyond the socket 
 
 from __future__ import annotations
 
-import json
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
-    import _socket  # socket.socket's base: either kind of socket will do
+    import _socket  # not socket.py, which pulls in selectors and enum (socket.socket is one)
     from typing import Any, Dict
+
+from . import flatjson
 
 from .errors import CredhelperError, RequestError
 
@@ -18,6 +19,7 @@ MAX_MESSAGE = 64 * 1024
 
 OPS = frozenset({
     "ping", "get", "invalidate", "status", "login_start", "login_wait", "logout", "reload", "stop",
+    "registry_get",
 })
 # The type each known request field must have when present; unknown fields are ignored.
 _FIELDS = {
@@ -26,12 +28,18 @@ _FIELDS = {
 }
 
 
-# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_ENCODER = None  # built once, on first use: json.dumps(**kw) builds a new encoder per call
 
 
 def encode(message: Dict[str, Any]) -> bytes:
     """Serialise one message as a single JSON line."""
+    flat = flatjson.dumps(message)  # no json import for what git and pip send and receive
+    if flat is not None:
+        return flat.encode("ascii") + b"\n"
+    global _ENCODER
+    if _ENCODER is None:
+        import json
+        _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
     return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
@@ -40,7 +48,11 @@ def decode(data: bytes, limit: int = MAX_MESSAGE) -> Dict[str, Any]:
     if len(data) > limit:
         raise RequestError(f"message larger than {limit} bytes")
     try:
-        message = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        message = flatjson.loads(text)
+        if message is None:  # not flat, or not JSON at all: json has the last word
+            import json
+            message = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestError("message is not a JSON object") from exc
     except RecursionError as exc:  # JSON nested a thousand deep

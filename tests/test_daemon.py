@@ -171,6 +171,22 @@ def test_sigterm_removes_the_socket(running: Workspace) -> None:
     assert not running.socket.exists()
 
 
+def test_credhelper_stop_returns_once_the_process_has_ended(ws: Workspace) -> None:
+    tmp = ws.root / "tmp"
+    tmp.mkdir()
+    ws.env["TMPDIR"] = str(tmp)  # where the daemon writes its combined CA bundle
+    ws.default_config()
+    ws.start_daemon()
+    assert ws.client().get(ws.em.git_url("demo.git"))["token"]  # a slot, its threads
+    assert list(tmp.iterdir()), "no CA bundle was written: the cleanup below proves nothing"
+    assert "daemon stopped" in ws.credhelper("stop").stdout
+    # not "the socket is gone": the process itself has exited (no teardown still running)
+    assert ws.daemon is not None and ws.daemon.poll() == 0
+    assert not ws.socket.exists()
+    # the shortened exit still ran the exit handlers
+    assert list(tmp.iterdir()) == []
+
+
 def test_socket_and_state_are_private(running: Workspace) -> None:
     assert os.stat(running.socket).st_mode & 0o777 == 0o600
     assert os.stat(running.socket.parent).st_mode & 0o777 == 0o700

@@ -140,6 +140,13 @@ def test_yarn_berry_installs_from_its_own_rc_and_follows_a_refresh(js_ws: Worksp
     new = client.get(ws.em.npm_url)["token"]
     assert new != old
     assert wait_for(lambda: yarnrc_tokens(ws) == [new]), "~/.yarnrc.yml still holds the old token"
+    # yarn's own `config set -H` re-serialises the file and drops our markers: the daemon
+    # takes its block back (and the token yarn copied out of it)
+    ws.run([str(BERRY), "config", "set", "-H", "enableGlobalCache", "false"], cwd=str(ws.root),
+           env=env)
+    assert wait_for(lambda: yarnrc_tokens(ws) == [new] and
+                    (ws.home / ".yarnrc.yml").read_text().count("npmRegistries") == 1)
+    assert "enableGlobalCache: false" in (ws.home / ".yarnrc.yml").read_text()
     again = berry_project(ws, "berry-after-refresh")
     since = len(ws.em.feeds.log)
     ws.run([str(BERRY), "install"], cwd=str(again), env=env)
