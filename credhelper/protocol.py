@@ -7,7 +7,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
-    import socket  # socket.py pulls in selectors and enum: the client uses _socket
+    import _socket  # not socket.py, which pulls in selectors and enum (socket.socket is one)
     from typing import Any, Dict
 
 from . import flatjson
@@ -65,7 +65,7 @@ def parse_request(data: bytes) -> Dict[str, Any]:
     return request
 
 
-def read_message(sock: socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
+def read_message(sock: _socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
     """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``.
 
     ``start`` is what was already read from ``sock`` (the daemon's accept loop peeks first).
