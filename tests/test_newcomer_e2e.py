@@ -90,7 +90,7 @@ def test_before_the_first_sign_in(ws: Workspace) -> None:
     [slot] = json.loads(ws.credhelper("status", "--json").stdout)["slots"]
     assert (slot["failures"], slot["next_refresh"], slot["error"]) == (0, None, "not_signed_in")
     log = (ws.state_dir / "daemon.log").read_text()
-    assert "WARNING" not in log and log.count("waiting for sign-in") == 1
+    assert "refresh failed" not in log and log.count("waiting for sign-in") == 1, log
     sign_in(ws, "work")
     assert wait_for(lambda: "_authToken=" in ws.npmrc.read_text())  # the block fills at once
     assert named(doctor_checks(ws), "npm")["status"] == "ok"
