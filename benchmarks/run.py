@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from credhelper import protocol  # noqa: E402
 from credhelper.emulator import Emulator  # noqa: E402
 from harness import BIN, Workspace  # noqa: E402
-from stats import median_ms, percentile, table, time_runs  # noqa: E402
+from stats import median_ms, percentile, table, time_interleaved, time_runs  # noqa: E402
 
 
 def _ratio_rows(pairs: Sequence[Tuple[str, List[float], List[float]]], target: str
@@ -33,17 +33,19 @@ def _ratio_rows(pairs: Sequence[Tuple[str, List[float], List[float]]], target: s
     return rows
 
 
-def bench_git(ws: Workspace, runs: int = 30) -> None:
+def bench_git(ws: Workspace, runs: int = 60) -> None:
     """git credential fill/approve/reject through credhelper's set-up vs git credential-cache."""
     from credhelper import paths
-    from credhelper.commands.configure import git_helpers
 
     host = ws.em.feed_base.split("//", 1)[1]
     query = f"protocol=https\nhost={host}\npath=git/demo.git\n\n"
     token = ws.client().get(ws.em.git_url("demo.git"))["token"]
     stored = f"protocol=https\nhost={host}\npath=git/demo.git\nusername=workspace\npassword={token}\n\n"
     other = f"protocol=https\nhost={host}\npath=git/demo.git\nusername=x\npassword=not-ours\n\n"
-    ws.credhelper("configure", "git")  # reset, cache --socket=<git socket>, the wrapper
+    ws.credhelper("configure", "git")  # reset, cache --socket=<git socket>, the fallback
+    configured = ws.git("config", "--global", "-z", "--get-all",
+                        f"credential.{ws.em.feed_base}.helper").stdout.split("\0")[:-1]
+    assert configured[0] == "" and configured[1].startswith("cache "), configured
 
     def helpers(values: List[str]) -> List[str]:
         cmd = ["git", "-c", "credential.useHttpPath=true"]
@@ -51,9 +53,9 @@ def bench_git(ws: Workspace, runs: int = 30) -> None:
             cmd += ["-c", f"credential.helper={value}"]
         return cmd
 
-    ours = helpers(git_helpers()[1:])
-    fallback = helpers(git_helpers()[-1:])
-    shim = helpers(["entra"])  # the console script, as before the wrapper
+    ours = helpers(configured[1:])
+    fallback = helpers(configured[-1:])
+    shim = helpers(["entra"])  # the console script, as configure git set it before
     cache_sock = ws.root / "cc" / "sock"
     cache = helpers([f"cache --socket={cache_sock}"])
     ws.run(cache + ["credential", "approve"], input=stored)
@@ -62,13 +64,19 @@ def bench_git(ws: Workspace, runs: int = 30) -> None:
     def run(cmd: List[str], action: str, stdin: str) -> Callable[[], None]:
         return lambda: ws.run(cmd + ["credential", action], input=stdin)
 
-    fill_ours, fill_cache = time_runs(run(ours, "fill", query), runs), time_runs(run(cache, "fill", query), runs)
-    store_ours, store_cache = time_runs(run(ours, "approve", stored), runs), time_runs(run(cache, "approve", stored), runs)
+    # each pair in turns, so a machine busy with something else slows both alike
+    fill_ours, fill_cache = time_interleaved(run(ours, "fill", query), run(cache, "fill", query), runs)
+    store_ours, store_cache = time_interleaved(run(ours, "approve", stored),
+                                               run(cache, "approve", stored), runs)
     # an erase of a password that is not ours: the daemon compares, drops nothing, stays warm
-    erase_ours, erase_cache = time_runs(run(ours, "reject", other), runs), time_runs(run(cache, "reject", other), runs)
-    fill_fallback = time_runs(run(fallback, "fill", query), runs)
-    fill_shim = time_runs(run(shim, "fill", query), runs)
-    fill_cache2 = time_runs(run(cache, "fill", query), runs)
+    erase_ours, erase_cache = time_interleaved(run(ours, "reject", other),
+                                               run(cache, "reject", other), runs)
+    fill_fallback, fill_cache2 = time_interleaved(run(fallback, "fill", query),
+                                                  run(cache, "fill", query), runs)
+    fill_shim, fill_cache3 = time_interleaved(run(shim, "fill", query), run(cache, "fill", query), runs)
+    shell = time_runs(lambda: ws.run(["sh", "-c", "true"]), runs)
+    bare, bare_cache = time_interleaved(lambda: ws.run([sys.executable, "-I", "-S", "-c", "pass"]),
+                                        run(cache, "fill", query), runs)
     ws.run(["git", "credential-cache", f"--socket={cache_sock}", "exit"], check=False)
     table(f"git through credhelper vs `git credential-cache`, whole process, median of {runs}",
           ["git command", "credhelper ms", "credential-cache ms", "ratio", "target"],
@@ -78,7 +86,10 @@ def bench_git(ws: Workspace, runs: int = 30) -> None:
           + _ratio_rows([("`credential fill`, fallback helper alone (python -I -S)",
                           fill_fallback, fill_cache2)], "<= 3.5x")
           + _ratio_rows([("`credential fill`, `entra` console script (reference)",
-                          fill_shim, fill_cache2)], ""))
+                          fill_shim, fill_cache3),
+                         ("reference: `python -I -S -c pass` alone, no git", bare, bare_cache)], ""))
+    print(f"\nOne `sh -c true` took {median_ms(shell):.1f} ms in the same run: git runs every "
+          "helper through sh, and approve/reject run ours after the cache helper.")
 
 
 def _get_once(path: str, request: bytes) -> None:
@@ -291,6 +302,13 @@ def main() -> int:
             if only == "throughput":  # a quick loop while tuning the daemon
                 bench_throughput(ws)
                 return 0
+            if only == "helpers":  # docker, cargo, Azure beside the git helper
+                from helpers_bench import bench_helpers
+                bench_helpers(ws)
+                return 0
+            if only == "git":
+                bench_git(ws)
+                return 0
             if only == "daemon":  # the rows issue 10 added for the daemon
                 bench_scale(root, em)
                 bench_stop(ws)
@@ -307,11 +325,14 @@ def main() -> int:
             bench_scale(root, em)
             ws.default_config()
             bench_stop(ws)
+            ws.start_daemon()
             from pip_bench import bench_keyring, bench_pip
             bench_keyring(ws)
             bench_pip(ws)
             from npm_bench import bench_npm
             bench_npm(ws)
+            from helpers_bench import bench_helpers
+            bench_helpers(ws)
         finally:
             ws.stop_daemon()
             em.stop()

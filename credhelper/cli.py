@@ -5,6 +5,7 @@ Errors are caught in one place (``_Group.invoke``); the exit codes are listed in
 """
 
 import atexit
+import functools
 import json
 import os
 import shutil
@@ -190,12 +191,14 @@ def token(url: str, form: Optional[str]) -> None:
 
 # What `configure TOOL` runs, in the order `configure all` runs them (`--remove` goes backwards).
 # Each side is (config, dry_run) -> change lines; each tool keeps its undo data in the tool record.
-TOOLS = ("git", "pip", "npm", "pnpm", "yarn")
+TOOLS = ("git", "pip", "npm", "pnpm", "yarn", "docker", "cargo", "azure")
 
 
 def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]:
     from .commands import configure as conf, configure_js as js
 
+    if tool in ("docker", "cargo", "azure"):
+        return _beyond_steps(tool)
     return {
         "git": (conf.configure_git, conf.remove_git),
         "pip": (lambda cfg, dry_run: conf.configure_pip(dry_run=dry_run), None),
@@ -205,13 +208,43 @@ def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[
     }[tool]
 
 
+def _beyond_steps(tool: str) -> Tuple[Callable[..., List[str]], Callable[..., List[str]]]:
+    from .commands import configure_azure as azure, configure_registries as reg
+
+    setup = {"docker": reg.configure_docker, "azure": azure.configure_azure,
+             "cargo": lambda cfg, dry_run, remove=False: reg.configure_cargo(dry_run=dry_run,
+                                                                             remove=remove)}[tool]
+    return (lambda cfg, dry_run: setup(cfg, dry_run=dry_run),
+            lambda cfg, dry_run: setup(cfg, dry_run=dry_run, remove=True))
+
+
+def _in_all(tool: str, cfg: Any, remove: bool) -> bool:
+    """Whether ``configure all`` takes ``tool``: the tools on PATH, and only with work to do."""
+    if remove:
+        return True  # each undo touches only what it set up
+    if tool == "yarn":
+        return shutil.which("yarn") is not None
+    if tool == "docker":
+        from .config import registry_hosts
+
+        return shutil.which("docker") is not None and bool(registry_hosts(cfg))
+    if tool == "cargo":
+        from .commands.configure_registries import routed_cargo_registries
+
+        return shutil.which("cargo") is not None and bool(routed_cargo_registries(cfg))
+    if tool == "azure":
+        return cfg.azure is not None
+    return True
+
+
 @main.command()
 @click.argument("target", type=click.Choice(TOOLS + ("systemd", "all")))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--remove", is_flag=True, help="Undo what configure did; the daemon stops keeping "
               "the tool's file (until it is configured again).")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, npm, pnpm or yarn at credhelper (idempotent), or undo it with --remove."""
+    """Point git, pip, npm, pnpm, yarn, docker, cargo or the Azure SDKs at credhelper
+    (idempotent), or undo it with --remove."""
     from . import config
 
     changes: List[str] = []
@@ -225,8 +258,7 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
     else:
         cfg = config.load(paths.config_path())
         tools = (target,) if target != "all" else tuple(
-            # yarn's own rc only for a yarn that is there (`all` means the tools on PATH)
-            t for t in TOOLS if t != "yarn" or remove or shutil.which("yarn"))
+            t for t in TOOLS if _in_all(t, cfg, remove))
         for tool in reversed(tools) if remove else tools:
             setup, undo = _tool_steps(tool)
             if not remove:
@@ -246,6 +278,10 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @main.command()
 @click.option("--azure-devops", "org", help="Routes for this Azure DevOps organisation.")
 @click.option("--gitpod", is_flag=True, help="Workspace identity from `gp idp token`.")
+@click.option("--ona", is_flag=True, help="Environment identity from `ona idp token`.")
+@click.option("--projects", type=click.IntRange(min=1),
+              help="With --ona: how many Ona projects will use this app (Entra allows 20 "
+                   "federated credentials per app).")
 @click.option("--device-code", is_flag=True, help="A person signs in with a device code.")
 @click.option("--tenant", help="Entra tenant id or domain.")
 @click.option("--client-id", help="Application (client) id.")
@@ -255,15 +291,20 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @click.option("--scope", "scopes", multiple=True,
               help="Scope for the --url routes (repeatable; default: the Azure DevOps preset).")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
-         client_id: Optional[str], authority: Optional[str], ca_bundle: Optional[str],
-         urls: Tuple[str, ...], scopes: Tuple[str, ...], force: bool) -> None:
+def init(org: Optional[str], gitpod: bool, ona: bool, projects: Optional[int],
+         device_code: bool, tenant: Optional[str], client_id: Optional[str],
+         authority: Optional[str], ca_bundle: Optional[str], urls: Tuple[str, ...],
+         scopes: Tuple[str, ...], force: bool) -> None:
     """Write a starter config file."""
     from .commands.init import run_init
 
+    advice: Optional[Callable[[], List[str]]] = None
+    if ona:
+        from .commands.init_ona import ona_advice
+        advice = functools.partial(ona_advice, str(client_id), projects)
     sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
                       client_id=client_id, force=force, authority=authority,
-                      ca_bundle=ca_bundle, urls=urls, scopes=scopes))
+                      ca_bundle=ca_bundle, urls=urls, scopes=scopes, ona=ona, advice=advice))
 
 
 @main.command()

@@ -89,9 +89,9 @@ def test_git_resets_helpers_per_origin_and_is_idempotent(env, cfg):
                  '[credential "https://github.com"]\n\thelper = gh\n')
     env["gitconfig"].write_text(unrelated)
     changes = configure.configure_git(cfg)
-    assert len(changes) == 4, changes  # the wrapper, two origins, one useHttpPath
+    assert len(changes) == 3, changes  # two origins, one useHttpPath
     ours = ["", f"cache --timeout=60 --socket={env['home'].parent / 'run' / 'daemon-git.sock'}",
-            str(env["state"] / "git" / "git-credential-entra")]
+            configure.git_fallback_helper(erase=False)]
     assert configure.git_helpers() == ours
     assert git_get_all("credential.https://dev.azure.com.helper") == ours
     assert git_get_all("credential.https://pkgs.example:8443.helper") == ours
@@ -124,10 +124,10 @@ def test_git_cache_helper_left_out_when_its_socket_path_is_too_long(env, cfg, mo
                                                                      tmp_path):
     monkeypatch.setenv("CREDHELPER_SOCKET", str(tmp_path / ("d" * 100) / "daemon.sock"))
     configure.configure_git(cfg)
-    wrapper = env["state"] / "git" / "git-credential-entra"
-    assert git_get_all("credential.https://dev.azure.com.helper") == ["", str(wrapper)]
     # without the git socket, erase must reach the daemon through entra
-    assert 'case "$1" in get|erase)' in wrapper.read_text()
+    fallback = configure.git_fallback_helper(erase=True)
+    assert git_get_all("credential.https://dev.azure.com.helper") == ["", fallback]
+    assert 'case "$1" in get|erase)' in fallback
 
 
 def test_git_remove_puts_back_what_configure_replaced(env, cfg):
@@ -137,7 +137,6 @@ def test_git_remove_puts_back_what_configure_replaced(env, cfg):
     assert git_get_all("credential.https://dev.azure.com.helper") == configure.git_helpers()
     changes = configure.remove_git(cfg)
     assert "git: credential.https://dev.azure.com.helper back to 'manager'" in changes
-    assert not configure.git_wrapper_path().exists()
     assert git_get_all("credential.https://dev.azure.com.helper") == ["manager"]
     assert git_get_all("credential.https://dev.azure.com.useHttpPath") == []
     assert git_get_all("credential.https://pkgs.example:8443.helper") == []
@@ -158,7 +157,7 @@ def test_git_credential_fill_uses_only_our_helper(env, cfg, tmp_path, monkeypatc
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls.log"
-    # the wrapper configure writes runs this "python" (-I -S launcher ACTION) for get and erase
+    # the fallback helper configure writes runs this "python" (-I -S launcher ACTION) for get
     python = write_exe(bin_dir / "python",
                        f'[ -f "$3" ] && echo "entra $4 $1 $2" >> {calls}\n'
                        '[ "$4" = get ] && printf "username=entra\\npassword=tok-entra\\n"\nexit 0\n')
@@ -187,7 +186,7 @@ def test_git_credential_fill_uses_only_our_helper(env, cfg, tmp_path, monkeypatc
         subprocess.run(["git", "credential-cache", f"--socket={cache_socket}", "exit"],
                        check=False)
     log = calls.read_text().splitlines()
-    # the reset keeps git from offering our token to the global helper's store; the wrapper
+    # the reset keeps git from offering our token to the global helper's store; the fallback
     # starts no Python for store, and Python runs without site
     assert "other store" not in log and "other get" in log
     assert log.count("entra get -I -S") == 1

@@ -1,7 +1,7 @@
 """git's credential-cache client on the daemon's git socket: real git 2.39, the real daemon.
 
 ``credhelper configure git`` puts, for each routed origin, a reset, ``cache --socket=<the
-daemon's git socket>`` and the ``entra`` wrapper. These tests drive that set-up with real git
+daemon's git socket>`` and the ``entra`` fallback. These tests drive that set-up with real git
 through each hard case: the warm path, a clone, sign-in needed, the daemon down with autostart
 on, git's own cache daemon squatting on our socket, an erase after a 401, and a stranger's uid.
 Which path answered is read from the audit log: the peer of the git socket is git itself, the

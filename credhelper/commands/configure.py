@@ -78,21 +78,18 @@ def _git_set(git: str, key: str, values: Sequence[str]) -> None:
 GIT_CACHE_TIMEOUT = 60
 
 
-def git_wrapper_path() -> Path:
-    """Where ``configure git`` writes the shell wrapper that runs ``entra`` for get and erase."""
-    return paths.state_dir() / "git" / f"git-credential-{GIT_HELPER}"
+def git_fallback_helper(erase: bool) -> str:
+    """The ``entra`` helper as git should run it: for get (and erase) only, without site.
 
-
-def _git_wrapper_text(erase: bool) -> str:
+    git runs every helper through ``sh -c`` and calls ``store`` on each after every success; a
+    shell function answers ``store`` without starting Python, and ``python -I -S`` skips the
+    site module and the virtualenv's ``.pth`` files. With the git socket in front, ``erase``
+    reaches the daemon there, so entra is left out of it.
+    """
     launcher = Path(__file__).resolve().parents[1] / "frontends" / "git_main.py"
     run = f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(launcher))}"
-    # With the git socket in front, erase reaches the daemon there; entra would only start
-    # Python to ask again.
-    actions, which = ("get|erase", "get and erase") if erase else ("get", "get")
-    return ("#!/bin/sh\n"
-            f"# Written by `credhelper configure git`: the entra helper for {which} only (git calls\n"
-            "# store after every success; the daemon holds tokens itself), without site.\n"
-            f'case "$1" in {actions}) exec {run} "$1" ;; esac\n')
+    actions = "get|erase" if erase else "get"
+    return f'!f() {{ case "$1" in {actions}) exec {run} "$1";; esac; }}; f'
 
 
 def _git_cache_helper(socket_path: Optional[Path] = None) -> Optional[str]:
@@ -103,9 +100,9 @@ def _git_cache_helper(socket_path: Optional[Path] = None) -> Optional[str]:
 
 
 def git_helpers(socket_path: Optional[Path] = None) -> List[str]:
-    """The helper list for a routed origin: reset, the daemon's git socket, then the wrapper."""
+    """The helper list for a routed origin: reset, the daemon's git socket, then ``entra``."""
     cache = _git_cache_helper(socket_path)
-    return [""] + ([cache] if cache else []) + [shlex.quote(str(git_wrapper_path()))]
+    return [""] + ([cache] if cache else []) + [git_fallback_helper(erase=cache is None)]
 
 
 def configure_git(config: Config, dry_run: bool = False, git: str = "git",
@@ -118,18 +115,6 @@ def configure_git(config: Config, dry_run: bool = False, git: str = "git",
     record = record or ToolRecord()
     changes: List[str] = []
     before: Dict[str, List[str]] = {}
-    wrapper, text = git_wrapper_path(), _git_wrapper_text(erase=_git_cache_helper() is None)
-    try:
-        current_text = wrapper.read_text()
-    except OSError:
-        current_text = None
-    if current_text != text:
-        changes.append(f"git: {wrapper}: runs {GIT_HELPER} for "
-                       + ("get and erase" if "erase" in text.splitlines()[-1] else "get") + " only")
-        if not dry_run:
-            paths.ensure_private_dir(paths.state_dir())
-            paths.ensure_private_dir(wrapper.parent)
-            _atomic_write(wrapper, text, 0o700)
     wanted = git_helpers()
     for origin in router.origins():
         key = f"credential.{origin}.helper"
@@ -173,11 +158,6 @@ def remove_git(config: Config, dry_run: bool = False, git: str = "git",
         changes.append(f"git: {key} back to {was}")
         if not dry_run:
             _git_set(git, key, before[key])
-    wrapper = git_wrapper_path()
-    if wrapper.exists():
-        changes.append(f"git: {wrapper} removed")
-        if not dry_run:
-            wrapper.unlink()
     if not dry_run:
         record.removed("git")
     return changes

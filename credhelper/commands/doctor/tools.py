@@ -69,8 +69,9 @@ def helper_chain(entries: List[Tuple[str, str, str]], origin: str) -> List[Tuple
 
 def _chain_problem(chain: List[Tuple[str, str]]) -> Optional[str]:
     # git's cache client pointed at the daemon's git socket stores nothing: the daemon answers
-    our_socket = set(git_helpers()[1:-1])
-    names = ["credhelper-git-socket" if value in our_socket else _helper_name(value)
+    helpers = git_helpers()
+    names = [GIT_HELPER if value == helpers[-1] else
+             "credhelper-git-socket" if value in helpers[1:-1] else _helper_name(value)
              for _, value in chain]
     if GIT_HELPER not in names:
         return "git does not ask credhelper (helpers: {})".format(", ".join(names) or "none")
