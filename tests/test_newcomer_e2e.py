@@ -82,6 +82,7 @@ def test_before_the_first_sign_in(ws: Workspace) -> None:
     ws.write_config({"work": device_account(ws)},
                     [{"url": f"{ws.em.feed_base}/", "account": "work", "preset": "azure-devops"}],
                     npm=[ws.em.npm_url])
+    ws.credhelper("configure", "npm")
     ws.start_daemon()
     # the npm registry keeps the slot pinned: the refresher has tried it and parked it
     assert wait_for(lambda: "waiting for sign-in" in ws.logs())
