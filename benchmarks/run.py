@@ -302,6 +302,10 @@ def main() -> int:
             if only == "throughput":  # a quick loop while tuning the daemon
                 bench_throughput(ws)
                 return 0
+            if only == "helpers":  # docker, cargo, Azure beside the git helper
+                from helpers_bench import bench_helpers
+                bench_helpers(ws)
+                return 0
             if only == "git":
                 bench_git(ws)
                 return 0
@@ -327,6 +331,8 @@ def main() -> int:
             bench_pip(ws)
             from npm_bench import bench_npm
             bench_npm(ws)
+            from helpers_bench import bench_helpers
+            bench_helpers(ws)
         finally:
             ws.stop_daemon()
             em.stop()

@@ -191,12 +191,14 @@ def token(url: str, form: Optional[str]) -> None:
 
 # What `configure TOOL` runs, in the order `configure all` runs them (`--remove` goes backwards).
 # Each side is (config, dry_run) -> change lines; each tool keeps its undo data in the tool record.
-TOOLS = ("git", "pip", "npm", "pnpm", "yarn")
+TOOLS = ("git", "pip", "npm", "pnpm", "yarn", "docker", "cargo", "azure")
 
 
 def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]:
     from .commands import configure as conf, configure_js as js
 
+    if tool in ("docker", "cargo", "azure"):
+        return _beyond_steps(tool)
     return {
         "git": (conf.configure_git, conf.remove_git),
         "pip": (lambda cfg, dry_run: conf.configure_pip(dry_run=dry_run), None),
@@ -206,13 +208,43 @@ def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[
     }[tool]
 
 
+def _beyond_steps(tool: str) -> Tuple[Callable[..., List[str]], Callable[..., List[str]]]:
+    from .commands import configure_azure as azure, configure_registries as reg
+
+    setup = {"docker": reg.configure_docker, "azure": azure.configure_azure,
+             "cargo": lambda cfg, dry_run, remove=False: reg.configure_cargo(dry_run=dry_run,
+                                                                             remove=remove)}[tool]
+    return (lambda cfg, dry_run: setup(cfg, dry_run=dry_run),
+            lambda cfg, dry_run: setup(cfg, dry_run=dry_run, remove=True))
+
+
+def _in_all(tool: str, cfg: Any, remove: bool) -> bool:
+    """Whether ``configure all`` takes ``tool``: the tools on PATH, and only with work to do."""
+    if remove:
+        return True  # each undo touches only what it set up
+    if tool == "yarn":
+        return shutil.which("yarn") is not None
+    if tool == "docker":
+        from .config import registry_hosts
+
+        return shutil.which("docker") is not None and bool(registry_hosts(cfg))
+    if tool == "cargo":
+        from .commands.configure_registries import routed_cargo_registries
+
+        return shutil.which("cargo") is not None and bool(routed_cargo_registries(cfg))
+    if tool == "azure":
+        return cfg.azure is not None
+    return True
+
+
 @main.command()
 @click.argument("target", type=click.Choice(TOOLS + ("systemd", "all")))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--remove", is_flag=True, help="Undo what configure did; the daemon stops keeping "
               "the tool's file (until it is configured again).")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, npm, pnpm or yarn at credhelper (idempotent), or undo it with --remove."""
+    """Point git, pip, npm, pnpm, yarn, docker, cargo or the Azure SDKs at credhelper
+    (idempotent), or undo it with --remove."""
     from . import config
 
     changes: List[str] = []
@@ -226,8 +258,7 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
     else:
         cfg = config.load(paths.config_path())
         tools = (target,) if target != "all" else tuple(
-            # yarn's own rc only for a yarn that is there (`all` means the tools on PATH)
-            t for t in TOOLS if t != "yarn" or remove or shutil.which("yarn"))
+            t for t in TOOLS if _in_all(t, cfg, remove))
         for tool in reversed(tools) if remove else tools:
             setup, undo = _tool_steps(tool)
             if not remove:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import routing
+from . import paths, routing
 from .routing import DuplicateRoute, Route
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
 from .tomlpos import Locator, PathPart
@@ -24,7 +24,9 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
-PRESETS: Dict[str, Tuple[str, ...]] = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
+# Azure Container Registry's audience: the token the daemon trades at the registry's /oauth2/exchange
+ACR_SCOPE = "https://containerregistry.azure.net/.default"
+PRESETS: Dict[str, Tuple[str, ...]] = {"azure-devops": (AZURE_DEVOPS_SCOPE,), "acr": (ACR_SCOPE,)}
 # DESIGN §8a; kept here (not imported from auth.providers) so reading a config loads no HTTP stack.
 ASSERTION_PROVIDERS = ("ona", "gitpod", "github_actions", "azure_workload_identity", "auto")
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
@@ -41,8 +43,9 @@ _ACCOUNT_KEYS = {"authority", "oidc_authority", "client_id", "flow", "ca_bundle"
     *_FLOW_KEYS.values())
 _ROUTE_KEYS = {"url", "account", "scopes", "preset", "username"}
 _AUTHORITY_END = re.compile(r"[/?#]")
-_TOP_KEYS = {"accounts", "routes", "npm"}
+_TOP_KEYS = {"accounts", "routes", "npm", "azure"}
 _NPM_KEYS = {"registries"}
+_AZURE_KEYS = {"account", "scopes"}
 _SECRET_KEYS = {
     "secret", "client_secret", "password", "passwd", "token", "access_token", "refresh_token",
     "id_token", "private_key", "api_key", "client_assertion", "assertion", "authtoken",
@@ -73,6 +76,14 @@ class Account:
 
 
 @dataclass(frozen=True)
+class AzureIdentity:
+    """``[azure]``: the scopes azure-identity may get from the loopback endpoint, as ``account``."""
+
+    account: str
+    scopes: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration file."""
 
@@ -80,11 +91,15 @@ class Config:
     accounts: Dict[str, Account]
     routes: Tuple[Route, ...]
     npm_registries: Tuple[str, ...]
+    azure: Optional["AzureIdentity"] = None
 
 
 def load(path: Path) -> Config:
     """Read and validate the config file at ``path``."""
     path = Path(os.path.expanduser(str(path)))
+    loose = paths.loose_config(path)
+    if loose is not None:
+        raise ConfigError(loose)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -107,7 +122,12 @@ def parse(text: str, path: Path) -> Config:
         if found:
             message = f"{message[:found.start()]} (column {found.group(2)})"
         raise ConfigError(f"{path}:{line}: invalid TOML: {message}") from exc
-    return _Checker(text, Path(path)).check(doc)
+    except RecursionError as exc:  # tomllib recurses once per level of nesting
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from exc
+    try:
+        return _Checker(text, Path(path)).check(doc)
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply") from exc
 
 
 def key_name(where: Tuple[PathPart, ...]) -> str:
@@ -152,7 +172,27 @@ class _Checker:
         npm = self.table(doc, ("npm",))
         self.known_keys(npm, ("npm",), _NPM_KEYS)
         registries = self.registries(npm.get("registries", []), router)
-        return Config(self.path, parsed, routes, registries)
+        return Config(self.path, parsed, routes, registries, self.azure(doc, parsed))
+
+    def azure(self, doc: Dict[str, Any], accounts: Dict[str, Account]) -> Optional[AzureIdentity]:
+        if "azure" not in doc:
+            return None
+        where: Tuple[PathPart, ...] = ("azure",)
+        raw = self.table(doc, where)
+        self.known_keys(raw, where, _AZURE_KEYS)
+        account = self.string(raw, where + ("account",), required=True) or ""
+        if account not in accounts:
+            known = ", ".join(sorted(accounts)) or "none defined"
+            raise self.fail(where + ("account",), f"no account named "
+                            f"\"{routing.shorten(account, 40)}\" (accounts: {known})")
+        if "scopes" not in raw:
+            raise self.fail(where, "needs scopes (what the Azure SDKs may ask for)")
+        scopes = self.scopes(raw["scopes"], where + ("scopes",))
+        for index, scope in enumerate(scopes):
+            if not scope.endswith("/.default"):
+                raise self.fail(where + ("scopes", index), "must end in /.default (managed "
+                                                           "identity endpoints serve resources)")
+        return AzureIdentity(account, scopes)
 
     def no_inline_secrets(self, value: Any, where: Tuple[PathPart, ...]) -> None:
         if isinstance(value, list):
@@ -332,3 +372,13 @@ class _Checker:
                 raise self.fail(where + (index,), "listed twice")
             out.append(url)
         return tuple(out)
+
+
+def registry_hosts(cfg: Config) -> Tuple[str, ...]:
+    """Container registries (``host[:port]`` as docker names them): whole-host routes for ACR."""
+    hosts = []
+    for route in cfg.routes:
+        target = routing.canonical(route.url)
+        if ACR_SCOPE in route.scopes and not target.path:
+            hosts.append(target.origin[len("https://"):])
+    return tuple(dict.fromkeys(hosts))

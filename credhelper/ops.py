@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import __version__
-from .config import Config, Route
-from .errors import AuthFailed, CredhelperError, RequestError
+from .acr import NULL_USER, RegistryTokens
+from .config import ACR_SCOPE, Config, Route, registry_hosts
+from .errors import AuthFailed, CredhelperError, NoRoute, RequestError
 from .listener import Peer
 from .logs import AuditLog
 from .msal_cache import Sessions
-from .routing import Router, redact_url
+from .routing import Router, canonical, redact_url
 from .sinks.keeper import SinkKeeper
 from .tokens import TokenManager
 
@@ -47,8 +48,10 @@ class Core:
     state_dir: Path
     reload: Callable[[], None]
     stop: Callable[[], None]
+    registries: RegistryTokens           # container registry refresh tokens, memory only
     started: float = field(default_factory=time.time)
     reload_error: Optional[str] = None
+    azure: Any = None                    # the Azure SDKs' loopback endpoint, when [azure] is set
     # A memo of URL -> route, least recently used out first (a git fetch asks for the same URL
     # over and over); tied to the router it came from, so a reload empties it.
     _routes: Tuple[Optional[Router], "OrderedDict[str, Route]"] = field(
@@ -131,6 +134,29 @@ def fast(core: Core, request: Dict[str, Any], peer: Peer) -> Optional[Reply]:
     return None
 
 
+def registry_get(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """A container registry's refresh token, traded for the route's Entra token the ACR way."""
+    url = _url(request)
+    try:
+        route = core.route(url)
+        if ACR_SCOPE not in route.scopes:
+            raise NoRoute(f"{redact_url(url, 200)} is routed, but not as a container registry "
+                          "(preset = \"acr\")")
+        host = canonical(url).origin[len("https://"):]
+        held = core.registries.get(
+            (host, route.account, route.scopes),
+            lambda: core.tokens.get(route.account, route.scopes).access_token,
+            core.config.accounts[route.account].ca_bundle)
+    except CredhelperError as exc:
+        core.audit.write(event="registry_get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                         url=redact_url(url, 300), outcome=exc.code)
+        raise
+    core.audit.write(event="registry_get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                     url=redact_url(url, 300), account=route.account, outcome="ok")
+    return {"ok": True, "username": NULL_USER, "token": held.refresh_token,
+            "expires_on": int(held.expires_on), "account": route.account}
+
+
 def invalidate(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
     """A tool says ``token`` was rejected: drop it so the next ``get`` acquires a new one."""
     url = _url(request)
@@ -159,6 +185,9 @@ def status(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
         "routes": [{"url": r.url, "account": r.account, "scopes": list(r.scopes)}
                    for r in config.routes],
         **core.sinks.status(),
+        "registries": {host: NULL_USER for host in registry_hosts(config)},
+        "registry_tokens": core.registries.status(),
+        "azure": None if core.azure is None else core.azure.status(),
     }
 
 
@@ -235,6 +264,7 @@ def login_wait(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
     if result.get("state") == "done":
         core.sessions.persist()
         core.tokens.drop_account(name)  # slots re-acquire with the new sign-in
+        core.registries.drop_account(name)
         core.sinks.warm()  # dropping took the pinned sink slots too: the files need them
         core.audit.write(event="login", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
     return {"ok": True, "account": name, **result}
@@ -245,6 +275,7 @@ def logout(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
     name, source = _interactive_source(core, request)
     signed_out = bool(source.logout())
     core.tokens.drop_account(name)
+    core.registries.drop_account(name)
     core.sessions.persist()
     core.sinks.forget_account(name)
     core.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name,
@@ -255,6 +286,7 @@ def logout(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
 OPS: Dict[str, Op] = {
     "ping": ping, "get": get, "invalidate": invalidate, "status": status, "reload": reload,
     "stop": stop, "login_start": login_start, "login_wait": login_wait, "logout": logout,
+    "registry_get": registry_get,
 }
 
 

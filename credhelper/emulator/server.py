@@ -1,5 +1,5 @@
-"""The Emulator: an Entra-shaped IdP, a managed-identity endpoint and a private feed server,
-each on its own loopback port, started and stopped together.
+"""The Emulator: an Entra-shaped IdP, a managed-identity endpoint, a private feed server and an
+ACR-shaped container registry, each on its own loopback port, started and stopped together.
 """
 
 import json
@@ -14,6 +14,7 @@ from .directory import EXCHANGE_AUDIENCE, App, FederatedSpec
 from .feeds import FeedServer, default_content
 from .idp import IdentityProvider
 from .msi import ManagedIdentityEndpoint
+from .registry import Registry
 from .web import Server, server_tls
 from .workload import SUBJECTS, mint
 
@@ -28,11 +29,11 @@ class Emulator:
     """Local IdP + feeds over HTTPS with a generated CA; a context manager."""
 
     def __init__(self, workdir: Union[str, Path], tenant: str = TENANT, idp_port: int = 0,
-                 feed_port: int = 0, msi_port: int = 0) -> None:
+                 feed_port: int = 0, msi_port: int = 0, registry_port: int = 0) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tenant = tenant
-        self._ports = (idp_port, feed_port, msi_port)
+        self._ports = (idp_port, feed_port, msi_port, registry_port)
         self._stopping = threading.Event()
         self._servers: list = []
         tls = ca.ensure_tls(self.workdir)
@@ -45,10 +46,11 @@ class Emulator:
         self.msi = ManagedIdentityEndpoint(self.idp, tenant, self._stopping)
         self.feeds = FeedServer(self.workdir / "feeds", self.idp)
         self.idp.feed_log = self.feeds.log
+        self.registry = Registry(self.idp)
         self.client_secret = secrets.token_urlsafe(32)
         self.idp.remember(self.client_secret)
         self.cert_file = self.workdir / "cert-app.pem"
-        self.idp_base = self.feed_base = self.msi_endpoint = ""
+        self.idp_base = self.feed_base = self.msi_endpoint = self.registry_base = ""
 
     def __repr__(self) -> str:
         return "Emulator(idp_base={!r}, feed_base={!r})".format(self.idp_base, self.feed_base)
@@ -56,15 +58,18 @@ class Emulator:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "Emulator":
         """Bind the ports, register the default apps and serve in background threads."""
-        idp_port, feed_port, msi_port = self._ports
+        idp_port, feed_port, msi_port, registry_port = self._ports
         idp_server = Server(self.idp, "127.0.0.1", idp_port, self._tls)
         self.idp_base = self.idp.base = "https://127.0.0.1:{}".format(idp_server.port)
         msi_server = Server(self.msi, "127.0.0.1", msi_port)
         self.msi_endpoint = "http://127.0.0.1:{}/msi/token".format(msi_server.port)
         feed_server = Server(self.feeds, "127.0.0.1", feed_port, self._tls)
         self.feed_base = self.feeds.base = "https://localhost:{}".format(feed_server.port)
-        self._servers = [idp_server, msi_server, feed_server]
+        registry_server = Server(self.registry, "127.0.0.1", registry_port, self._tls)
+        self.registry_base = self.registry.base = "https://localhost:{}".format(registry_server.port)
+        self._servers = [idp_server, msi_server, feed_server, registry_server]
         default_content(self.feeds)
+        self.registry.add_image("demo/hello", "1.0")
         for name in SUBJECTS:
             self.idp.directory.issuers[self.idp.workload.issuer(name)] = \
                 self.idp.workspace_key.public_key
@@ -94,7 +99,8 @@ class Emulator:
             "pid": os.getpid(), "ca_file": str(self.ca_file), "idp_base": self.idp_base,
             "tenant": self.tenant, "authority": "{}/{}".format(self.idp_base, self.tenant),
             "feed_base": self.feed_base, "git_url": self.git_url(), "pypi_url": self.pypi_url,
-            "npm_url": self.npm_url, "workspace_issuer": self.workspace_issuer,
+            "npm_url": self.npm_url, "cargo_index": self.cargo_index,
+            "registry_host": self.registry_host, "workspace_issuer": self.workspace_issuer,
             "apps": {"federated": "fed-app", "client_secret": "secret-app", "certificate": "cert-app",
                      "device_code": "public-app", "managed_identity": "mi-app"},
             "workspace_subject": WORKSPACE_SUBJECT,
@@ -132,6 +138,16 @@ class Emulator:
     def npm_url(self) -> str:
         """The npm registry URL."""
         return self.feed_base + "/npm/"
+
+    @property
+    def cargo_index(self) -> str:
+        """The cargo sparse registry's index URL (``sparse+`` and the feed's ``/cargo/``)."""
+        return "sparse+" + self.feed_base + "/cargo/"
+
+    @property
+    def registry_host(self) -> str:
+        """The container registry as docker names it: ``localhost:PORT``."""
+        return self.registry.host
 
     @property
     def open_npm_url(self) -> str:
