@@ -35,7 +35,7 @@ JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VER
 OLD_PIP_VERSION := 23.3.2
 OLD_PIP_WHEEL   := .tools/pip/pip-$(OLD_PIP_VERSION)-py3-none-any.whl
 
-.PHONY: demo test test-fast bench clean deps
+.PHONY: demo test test-fast bench stress fleet clean deps
 
 # pip's own lines (Collecting, Installing) are the progress of the ~30 s first install.
 $(STAMP): setup.cfg setup.py pyproject.toml
@@ -76,7 +76,11 @@ demo: $(STAMP)
 # System tools (command:Debian package) the Secret Service test uses: gnome-keyring on a private
 # D-Bus session, and secret-tool to look into it. Installed only when missing and only as root
 # (CI, fresh containers); elsewhere, or if apt fails, that test skips and says why.
-DEB_TOOLS := gnome-keyring-daemon:gnome-keyring dbus-daemon:dbus-daemon secret-tool:libsecret-tools
+# The docker CLI (docker.io: 20.10 on Debian 12) for the registry tests; this machine kind ships
+# a newer CLI already, so apt runs only where none is found. cargo >= 1.74 has no package here:
+# the cargo end-to-end test uses the one on PATH and skips, saying why, without it.
+DEB_TOOLS := gnome-keyring-daemon:gnome-keyring dbus-daemon:dbus-daemon secret-tool:libsecret-tools \
+             docker:docker.io
 deps:
 	@missing=""; for pair in $(DEB_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
@@ -100,8 +104,18 @@ test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(OLD_PIP_WHEEL) $(PYTOOLS_STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m 'not e2e' $(PYTEST_ARGS)
 
-bench: $(STAMP) $(JS_STAMP) $(PYTOOLS_STAMP)
+bench: $(STAMP) $(JS_STAMP) $(PYTOOLS_STAMP) fleet
 	$(PY) benchmarks/run.py
+
+# The long forms of tests/test_stress.py (make test runs the short ones): 100,000 fuzz inputs
+# over the socket, the git helper and the keyring backend; 500 clients for 60 s. Prints the
+# figures the README's Hardening section reports.
+stress: $(STAMP)
+	CREDHELPER_STRESS=long $(PY) -m pytest tests/test_stress.py -q -p no:cacheprovider
+
+# A simulated workday of 10,000 workspaces on credhelper's refresh arithmetic; writes docs/fleet.png.
+fleet: $(STAMP)
+	$(PY) benchmarks/fleet.py --png docs/fleet.png
 
 clean:
 	rm -rf $(VENV) .tools build *.egg-info

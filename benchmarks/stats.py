@@ -28,6 +28,21 @@ def time_runs(fn: Callable[[], None], runs: int) -> List[float]:
     return samples
 
 
+def time_interleaved(first: Callable[[], None], second: Callable[[], None], runs: int
+                     ) -> "tuple[List[float], List[float]]":
+    """Wall times of ``first`` and ``second``, run in turns, so both see the same machine load."""
+    first()
+    second()
+    a: List[float] = []
+    b: List[float] = []
+    for _ in range(runs):
+        for fn, out in ((first, a), (second, b)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return a, b
+
+
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Print a Markdown table."""
     print(f"\n### {title}\n")

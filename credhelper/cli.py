@@ -4,6 +4,7 @@ Errors are caught in one place (``_Group.invoke``); the exit codes are listed in
 ``commands/exits.py``. The commands' work lives in ``commands/``.
 """
 
+import atexit
 import functools
 import json
 import os
@@ -71,6 +72,14 @@ def daemon(log_file_only: bool) -> None:
     from .daemon import Daemon
 
     Daemon(foreground=not log_file_only).serve()
+    # serve() has cleaned up and persisted everything; tearing down the interpreter (every
+    # module msal, cryptography and requests loaded, object by object) would take another
+    # 200-300 ms before the process is gone and `credhelper stop` can return. The exit
+    # handlers still run (log flushing, temporary CA bundles removed).
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @main.command()
@@ -95,14 +104,27 @@ def stop() -> None:
     """Stop the daemon."""
     client = Client()
     try:
-        client.call("stop")
+        reply = client.call("stop")
     except DaemonUnavailable:
         click.echo("credhelper: the daemon is not running")
         return
+    pid = reply.get("pid")
     deadline = time.monotonic() + 10
-    while os.path.exists(client.socket_path) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # "stopped" means the process is gone (a daemon of an older version reports no pid: then
+    # its socket going away is the best sign there is)
+    while time.monotonic() < deadline and (
+            _alive(pid) if isinstance(pid, int) else os.path.exists(client.socket_path)):
+        time.sleep(0.01)
     click.echo("credhelper: daemon stopped")
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its parent to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 @main.command()
@@ -169,14 +191,14 @@ def token(url: str, form: Optional[str]) -> None:
 
 # What `configure TOOL` runs, in the order `configure all` runs them (`--remove` goes backwards).
 # Each side is (config, dry_run) -> change lines; each tool keeps its undo data in the tool record.
-TOOLS = ("git", "pip", "uv", "poetry", "npm", "pnpm", "yarn")
-# tools `configure all` sets up only when they are on PATH (pip is in every Python)
-_IF_PRESENT = ("uv", "poetry", "yarn")
+TOOLS = ("git", "pip", "uv", "poetry", "npm", "pnpm", "yarn", "docker", "cargo", "azure")
 
 
 def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]:
     from .commands import configure as conf, configure_js as js, configure_python as py
 
+    if tool in ("docker", "cargo", "azure"):
+        return _beyond_steps(tool)
     steps: Dict[str, Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]] = {
         "git": (conf.configure_git, conf.remove_git),
         "npm": (js.configure_npm, js.remove_npm),
@@ -189,13 +211,43 @@ def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[
     return steps[tool]
 
 
+def _beyond_steps(tool: str) -> Tuple[Callable[..., List[str]], Callable[..., List[str]]]:
+    from .commands import configure_azure as azure, configure_registries as reg
+
+    setup = {"docker": reg.configure_docker, "azure": azure.configure_azure,
+             "cargo": lambda cfg, dry_run, remove=False: reg.configure_cargo(dry_run=dry_run,
+                                                                             remove=remove)}[tool]
+    return (lambda cfg, dry_run: setup(cfg, dry_run=dry_run),
+            lambda cfg, dry_run: setup(cfg, dry_run=dry_run, remove=True))
+
+
+def _in_all(tool: str, cfg: Any, remove: bool) -> bool:
+    """Whether ``configure all`` takes ``tool``: the tools on PATH, and only with work to do."""
+    if remove:
+        return True  # each undo touches only what it set up
+    if tool in ("yarn", "uv", "poetry"):  # pip is in every Python
+        return shutil.which(tool) is not None
+    if tool == "docker":
+        from .config import registry_hosts
+
+        return shutil.which("docker") is not None and bool(registry_hosts(cfg))
+    if tool == "cargo":
+        from .commands.configure_registries import routed_cargo_registries
+
+        return shutil.which("cargo") is not None and bool(routed_cargo_registries(cfg))
+    if tool == "azure":
+        return cfg.azure is not None
+    return True
+
+
 @main.command()
 @click.argument("target", type=click.Choice(TOOLS + ("systemd", "all")))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--remove", is_flag=True, help="Undo what configure did; the daemon stops keeping "
               "the tool's file (until it is configured again).")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, uv, poetry, npm, pnpm or yarn at credhelper (idempotent); --remove undoes it."""
+    """Point git, pip, uv, poetry, npm, pnpm, yarn, docker, cargo or the Azure SDKs at credhelper
+    (idempotent), or undo it with --remove."""
     from . import config
 
     changes: List[str] = []
@@ -209,8 +261,7 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
     else:
         cfg = config.load(paths.config_path())
         tools = (target,) if target != "all" else tuple(
-            # yarn's own rc only for a yarn that is there (`all` means the tools on PATH)
-            t for t in TOOLS if t not in _IF_PRESENT or remove or shutil.which(t))
+            t for t in TOOLS if _in_all(t, cfg, remove))
         for tool in reversed(tools) if remove else tools:
             setup, undo = _tool_steps(tool)
             if not remove:
@@ -230,6 +281,10 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @main.command()
 @click.option("--azure-devops", "org", help="Routes for this Azure DevOps organisation.")
 @click.option("--gitpod", is_flag=True, help="Workspace identity from `gp idp token`.")
+@click.option("--ona", is_flag=True, help="Environment identity from `ona idp token`.")
+@click.option("--projects", type=click.IntRange(min=1),
+              help="With --ona: how many Ona projects will use this app (Entra allows 20 "
+                   "federated credentials per app).")
 @click.option("--device-code", is_flag=True, help="A person signs in with a device code.")
 @click.option("--tenant", help="Entra tenant id or domain.")
 @click.option("--client-id", help="Application (client) id.")
@@ -239,15 +294,20 @@ def configure(target: str, dry_run: bool, remove: bool) -> None:
 @click.option("--scope", "scopes", multiple=True,
               help="Scope for the --url routes (repeatable; default: the Azure DevOps preset).")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-def init(org: Optional[str], gitpod: bool, device_code: bool, tenant: Optional[str],
-         client_id: Optional[str], authority: Optional[str], ca_bundle: Optional[str],
-         urls: Tuple[str, ...], scopes: Tuple[str, ...], force: bool) -> None:
+def init(org: Optional[str], gitpod: bool, ona: bool, projects: Optional[int],
+         device_code: bool, tenant: Optional[str], client_id: Optional[str],
+         authority: Optional[str], ca_bundle: Optional[str], urls: Tuple[str, ...],
+         scopes: Tuple[str, ...], force: bool) -> None:
     """Write a starter config file."""
     from .commands.init import run_init
 
+    advice: Optional[Callable[[], List[str]]] = None
+    if ona:
+        from .commands.init_ona import ona_advice
+        advice = functools.partial(ona_advice, str(client_id), projects)
     sys.exit(run_init(org=org, gitpod=gitpod, device_code=device_code, tenant=tenant,
                       client_id=client_id, force=force, authority=authority,
-                      ca_bundle=ca_bundle, urls=urls, scopes=scopes))
+                      ca_bundle=ca_bundle, urls=urls, scopes=scopes, ona=ona, advice=advice))
 
 
 @main.command()
@@ -261,8 +321,10 @@ def doctor(as_json: bool) -> None:
 
 @main.command()
 @click.option("--keep", is_flag=True, help="Leave the emulator and daemon running afterwards.")
-def demo(keep: bool) -> None:
+@click.option("--device-code", is_flag=True,
+              help="A person signs in (code and sign-in page) instead of the workspace.")
+def demo(keep: bool, device_code: bool) -> None:
     """Run git, pip and npm through credhelper against the local emulator."""
     from .commands.demo import run_demo
 
-    sys.exit(run_demo(keep=keep))
+    sys.exit(run_demo(keep=keep, device_code=device_code))

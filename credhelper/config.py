@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import routing
+from . import paths, routing
 from .routing import DuplicateRoute, Route
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
 from .tomlpos import Locator, PathPart
@@ -24,10 +24,16 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
-PRESETS: Dict[str, Tuple[str, ...]] = {"azure-devops": (AZURE_DEVOPS_SCOPE,)}
+# Azure Container Registry's audience: the token the daemon trades at the registry's /oauth2/exchange
+ACR_SCOPE = "https://containerregistry.azure.net/.default"
+PRESETS: Dict[str, Tuple[str, ...]] = {"azure-devops": (AZURE_DEVOPS_SCOPE,), "acr": (ACR_SCOPE,)}
+# DESIGN §8a; kept here (not imported from auth.providers) so reading a config loads no HTTP stack.
+ASSERTION_PROVIDERS = ("ona", "gitpod", "github_actions", "azure_workload_identity", "auto")
+EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 FLOWS = ("federated", "device_code", "client_secret", "certificate", "managed_identity")
 _FLOW_KEYS = {
-    "federated": ("assertion_command", "assertion_file"),
+    "federated": ("assertion_command", "assertion_file", "assertion_provider",
+                  "assertion_audience"),
     "device_code": (),
     "client_secret": ("client_secret_env",),
     "certificate": ("certificate_file",),
@@ -36,8 +42,10 @@ _FLOW_KEYS = {
 _ACCOUNT_KEYS = {"authority", "oidc_authority", "client_id", "flow", "ca_bundle"}.union(
     *_FLOW_KEYS.values())
 _ROUTE_KEYS = {"url", "account", "scopes", "preset", "username"}
-_TOP_KEYS = {"accounts", "routes", "npm"}
+_AUTHORITY_END = re.compile(r"[/?#]")
+_TOP_KEYS = {"accounts", "routes", "npm", "azure"}
 _NPM_KEYS = {"registries"}
+_AZURE_KEYS = {"account", "scopes"}
 _SECRET_KEYS = {
     "secret", "client_secret", "password", "passwd", "token", "access_token", "refresh_token",
     "id_token", "private_key", "api_key", "client_assertion", "assertion", "authtoken",
@@ -59,10 +67,20 @@ class Account:
     oidc_authority: Optional[str] = None
     assertion_command: Optional[Tuple[str, ...]] = None
     assertion_file: Optional[str] = None
+    assertion_provider: Optional[str] = None
+    assertion_audience: Optional[str] = None     # set (default: the exchange audience) with a provider
     client_secret_env: Optional[str] = None
     certificate_file: Optional[str] = None
     managed_identity_client_id: Optional[str] = None
     ca_bundle: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class AzureIdentity:
+    """``[azure]``: the scopes azure-identity may get from the loopback endpoint, as ``account``."""
+
+    account: str
+    scopes: Tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -73,11 +91,15 @@ class Config:
     accounts: Dict[str, Account]
     routes: Tuple[Route, ...]
     npm_registries: Tuple[str, ...]
+    azure: Optional["AzureIdentity"] = None
 
 
 def load(path: Path) -> Config:
     """Read and validate the config file at ``path``."""
     path = Path(os.path.expanduser(str(path)))
+    loose = paths.loose_config(path)
+    if loose is not None:
+        raise ConfigError(loose)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -100,7 +122,12 @@ def parse(text: str, path: Path) -> Config:
         if found:
             message = f"{message[:found.start()]} (column {found.group(2)})"
         raise ConfigError(f"{path}:{line}: invalid TOML: {message}") from exc
-    return _Checker(text, Path(path)).check(doc)
+    except RecursionError as exc:  # tomllib recurses once per level of nesting
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from exc
+    try:
+        return _Checker(text, Path(path)).check(doc)
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply") from exc
 
 
 def key_name(where: Tuple[PathPart, ...]) -> str:
@@ -120,11 +147,13 @@ def key_name(where: Tuple[PathPart, ...]) -> str:
 
 class _Checker:
     def __init__(self, text: str, path: Path) -> None:
-        self.locator = Locator(text)
+        self.text = text
         self.path = path
 
     def fail(self, where: Tuple[PathPart, ...], message: str) -> ConfigError:
-        line = self.locator.line(where)
+        # Line numbers are found only for an error: scanning 10,000 routes' lines costs more
+        # than checking them.
+        line = Locator(self.text).line(where)
         return ConfigError(f"{self.path}:{line}: {key_name(where)}: {message}")
 
     def check(self, doc: Dict[str, Any]) -> Config:
@@ -143,7 +172,27 @@ class _Checker:
         npm = self.table(doc, ("npm",))
         self.known_keys(npm, ("npm",), _NPM_KEYS)
         registries = self.registries(npm.get("registries", []), router)
-        return Config(self.path, parsed, routes, registries)
+        return Config(self.path, parsed, routes, registries, self.azure(doc, parsed))
+
+    def azure(self, doc: Dict[str, Any], accounts: Dict[str, Account]) -> Optional[AzureIdentity]:
+        if "azure" not in doc:
+            return None
+        where: Tuple[PathPart, ...] = ("azure",)
+        raw = self.table(doc, where)
+        self.known_keys(raw, where, _AZURE_KEYS)
+        account = self.string(raw, where + ("account",), required=True) or ""
+        if account not in accounts:
+            known = ", ".join(sorted(accounts)) or "none defined"
+            raise self.fail(where + ("account",), f"no account named "
+                            f"\"{routing.shorten(account, 40)}\" (accounts: {known})")
+        if "scopes" not in raw:
+            raise self.fail(where, "needs scopes (what the Azure SDKs may ask for)")
+        scopes = self.scopes(raw["scopes"], where + ("scopes",))
+        for index, scope in enumerate(scopes):
+            if not scope.endswith("/.default"):
+                raise self.fail(where + ("scopes", index), "must end in /.default (managed "
+                                                           "identity endpoints serve resources)")
+        return AzureIdentity(account, scopes)
 
     def no_inline_secrets(self, value: Any, where: Tuple[PathPart, ...]) -> None:
         if isinstance(value, list):
@@ -189,13 +238,13 @@ class _Checker:
     def url_value(self, value: Any, where: Tuple[PathPart, ...]) -> str:
         if not isinstance(value, str) or not value.lower().startswith("https://"):
             raise self.fail(where, "must be an https URL")
-        authority = re.split(r"[/?#]", value[len("https://"):], maxsplit=1)[0]
+        authority = _AUTHORITY_END.split(value[len("https://"):], maxsplit=1)[0]
         if "@" in authority:
             raise self.fail(where, "must not contain a user name or password")
         if "?" in value or "#" in value:
             raise self.fail(where, "must not contain a query (?) or fragment (#)")
         try:
-            routing.canonical(value)
+            routing.route_target(value)  # remembered: the Router built next needs it too
         except routing.Refused as exc:
             raise self.fail(where, f"not a usable URL: {exc.why}") from exc
         return value
@@ -231,9 +280,10 @@ class _Checker:
             raise self.fail(where, "needs exactly one of authority, oidc_authority")
         command = self.command(raw, where + ("assertion_command",))
         assertion_file = self.file_path(raw, where + ("assertion_file",))
-        if flow == "federated" and (command is None) == (assertion_file is None):
+        provider, audience = self.provider(raw, where)
+        if flow == "federated" and [command, assertion_file, provider].count(None) != 2:
             raise self.fail(where, "flow = \"federated\" needs exactly one of "
-                                   "assertion_command, assertion_file")
+                                   "assertion_command, assertion_file, assertion_provider")
         secret_env = self.string(raw, where + ("client_secret_env",), flow == "client_secret")
         if secret_env is not None and not _ENV_NAME.match(secret_env):
             raise self.fail(where + ("client_secret_env",), "must be the NAME of an environment "
@@ -241,12 +291,27 @@ class _Checker:
         return Account(
             name=name, client_id=client_id or "", flow=flow, authority=authority,
             oidc_authority=oidc_authority, assertion_command=command,
-            assertion_file=assertion_file, client_secret_env=secret_env,
+            assertion_file=assertion_file, assertion_provider=provider,
+            assertion_audience=audience, client_secret_env=secret_env,
             certificate_file=self.file_path(raw, where + ("certificate_file",),
                                             required=flow == "certificate"),
             managed_identity_client_id=self.string(raw, where + ("managed_identity_client_id",)),
             ca_bundle=self.file_path(raw, where + ("ca_bundle",)),
         )
+
+    def provider(self, raw: Dict[str, Any], where: Tuple[PathPart, ...]
+                 ) -> Tuple[Optional[str], Optional[str]]:
+        provider = self.string(raw, where + ("assertion_provider",))
+        if provider is not None and provider not in ASSERTION_PROVIDERS:
+            raise self.fail(where + ("assertion_provider",),
+                            f"must be one of: {', '.join(ASSERTION_PROVIDERS)}")
+        audience = self.string(raw, where + ("assertion_audience",))
+        if audience is not None and provider is None:
+            raise self.fail(where + ("assertion_audience",), "only used with assertion_provider")
+        if audience is not None and (re.search(r"\s", audience) or not audience.isprintable()):
+            raise self.fail(where + ("assertion_audience",), "must not contain spaces or "
+                                                             "control characters")
+        return provider, (audience or EXCHANGE_AUDIENCE) if provider else None
 
     def command(self, raw: Dict[str, Any], where: Tuple[PathPart, ...]) -> Optional[Tuple[str, ...]]:
         value = raw.get("assertion_command")
@@ -307,3 +372,13 @@ class _Checker:
                 raise self.fail(where + (index,), "listed twice")
             out.append(url)
         return tuple(out)
+
+
+def registry_hosts(cfg: Config) -> Tuple[str, ...]:
+    """Container registries (``host[:port]`` as docker names them): whole-host routes for ACR."""
+    hosts = []
+    for route in cfg.routes:
+        target = routing.canonical(route.url)
+        if ACR_SCOPE in route.scopes and not target.path:
+            hosts.append(target.origin[len("https://"):])
+    return tuple(dict.fromkeys(hosts))

@@ -12,15 +12,18 @@ import random
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import __version__, config as config_mod, ops, paths, systemd
+from .acr import RegistryTokens
 from .auth import make_source
 from .auth.base import Token
 from .clock import SystemClock
-from .errors import ConfigError
+from .errors import AuthFailed, ConfigError, CredhelperError
+from .gitcache import CacheServer, bind_cache_socket
+from .hardening import harden_process
 from .keystore import choose_keystore
-from .listener import SocketServer, bind_unix
+from .listener import Peer, SocketServer, bind_unix
 from .logs import AuditLog, setup_logging
 from .msal_cache import Sessions
 from .refresher import Refresher
@@ -31,6 +34,7 @@ from .toolrecord import ToolRecord
 from .vault import Vault
 
 log = logging.getLogger("credhelper.daemon")
+Listener = Union[SocketServer, CacheServer]  # each has serve_forever() and shutdown()
 
 
 class Daemon:
@@ -43,8 +47,11 @@ class Daemon:
         self.state_dir = state_dir or paths.state_dir()
         self.socket_path = socket_path or paths.socket_path()
         self._lock = threading.RLock()
+        paths.refuse_checkout(self.state_dir, "state directory")
+        paths.refuse_checkout(self.socket_path, "socket")
         paths.ensure_private_dir(self.state_dir)
         setup_logging(self.state_dir, foreground)
+        harden_process()  # before the vault puts a refresh token in memory
         config = config_mod.load(self.config_path)
         clock = clock or SystemClock()
         keystore = choose_keystore(self.state_dir)
@@ -60,8 +67,8 @@ class Daemon:
             config=config, router=Router(config.routes), tokens=tokens, sessions=self.sessions,
             sinks=self.sinks, audit=AuditLog(self.state_dir / "audit.log"), keystore=keystore,
             config_path=self.config_path, socket_path=self.socket_path, state_dir=self.state_dir,
-            reload=self.reload, stop=self.stop)
-        self._servers: List[SocketServer] = []
+            reload=self.reload, stop=self.stop, registries=RegistryTokens(clock))
+        self._servers: List[Listener] = []
         self._where = ""
         self._watcher: Any = None
         self._tools_watcher: Any = None
@@ -81,7 +88,7 @@ class Daemon:
         self.sessions.persist()
         self.sinks.on_token(account, scopes, token)
 
-    def _listeners(self, wake_fd: int) -> List[SocketServer]:
+    def _listeners(self, wake_fd: int) -> List[Listener]:
         """Every socket the daemon serves; the first runs on the main thread and sees signals.
 
         Another listener (another protocol, another socket) is one more entry here, calling the
@@ -93,9 +100,13 @@ class Daemon:
         else:
             sock, owned_path = bind_unix(self.socket_path), self.socket_path
         self._where = str(owned_path or "a socket from systemd")
-        return [SocketServer(sock, functools.partial(ops.handle, self.core), self.core.audit,
-                             path=owned_path, wake_fd=wake_fd,
-                             fast=functools.partial(ops.fast, self.core))]
+        listeners: List[Listener] = [
+            SocketServer(sock, functools.partial(ops.handle, self.core), self.core.audit,
+                         path=owned_path, wake_fd=wake_fd, fast=functools.partial(ops.fast, self.core))]
+        git = self._git_listener()
+        if git is not None:
+            listeners.append(git)
+        return listeners
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -117,6 +128,7 @@ class Daemon:
             pass
         self.refresher.start()
         self.sinks.start()
+        self._serve_azure()
         self._watch_config()
         threads = [threading.Thread(target=s.serve_forever, daemon=True, name="listener")
                    for s in others]
@@ -139,6 +151,52 @@ class Daemon:
             os.close(wake_w)
             self._cleanup()
 
+    def _serve_azure(self) -> None:
+        """Start, retarget or stop the Azure SDKs' loopback endpoint to match ``[azure]``."""
+        core = self.core
+        settings = core.config.azure
+        if settings is None:
+            if core.azure is not None:
+                core.azure.stop()
+                core.azure = None
+            return
+        client_id = core.config.accounts[settings.account].client_id
+        if core.azure is not None:
+            core.azure.retarget(settings, client_id)
+            return
+        from .azure_identity import AzureIdentityEndpoint  # only daemons with [azure] load it
+
+        core.azure = AzureIdentityEndpoint(settings, client_id, self._azure_token,
+                                           core.audit.write).start(self.socket_path.parent)
+        log.info("Azure SDK endpoint on %s; its environment in %s", core.azure.url,
+                 core.azure.env_file)
+
+    def _azure_token(self, account: str, scopes: Tuple[str, ...]) -> Tuple[str, float]:
+        token = self.core.tokens.get(account, scopes)
+        if any(c in token.access_token for c in "\r\n\0"):
+            raise AuthFailed("the identity provider returned a token with control characters")
+        return token.access_token, token.expires_on
+
+    def _git_listener(self) -> Optional[CacheServer]:
+        """The second socket, for git's credential-cache client; without it git still has entra."""
+        path = paths.git_cache_socket(self.socket_path)
+        try:
+            sock = bind_cache_socket(path)
+        except (ConfigError, OSError) as exc:
+            log.warning("no git cache-protocol socket (%s); git uses the entra helper",
+                        getattr(exc, "message", None) or exc)
+            return None
+        return CacheServer(sock, path, self._git_get, self._git_erase, self.core.audit)
+
+    def _git_get(self, url: str, peer: Peer, may_wait: bool) -> Optional[Dict[str, Any]]:
+        return ops.get(self.core, {"op": "get", "url": url, "for": "git"}, peer, may_wait)
+
+    def _git_erase(self, url: str, offered: str, peer: Peer) -> None:
+        try:
+            ops.invalidate(self.core, {"op": "invalidate", "url": url, "token": offered}, peer)
+        except CredhelperError:
+            pass  # not a routed URL: nothing of ours to drop
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if signum == signal.SIGHUP:
             threading.Thread(target=self._reload_logged, daemon=True).start()
@@ -154,6 +212,8 @@ class Daemon:
 
     def _cleanup(self) -> None:
         self.refresher.stop()
+        if self.core.azure is not None:
+            self.core.azure.stop()
         for watcher in (self._watcher, self._tools_watcher):
             if watcher is not None:
                 watcher.stop()
@@ -182,14 +242,19 @@ class Daemon:
         try:
             new = config_mod.load(self.config_path)
             router = Router(new.routes)
-        except ConfigError as exc:
-            core.reload_error = exc.message
+        except ConfigError as exc:  # every reason a file is refused, deep nesting included
+            core.reload_error = exc.message  # status shows it until a reload succeeds
             log.error("config reload refused, keeping the running config: %s", exc.message)
             raise
         with self._lock:
+            for name, account in core.config.accounts.items():
+                if new.accounts.get(name) != account:
+                    core.registries.drop_account(name)  # traded for a sign-in that changed
             core.tokens.replace_sources(self._build_sources(new, core.tokens))
             core.config, core.router = new, router
             core.reload_error = None
             self.sinks.reconfigure(new)
         self.sinks.start()
+        if self._servers:
+            self._serve_azure()
         log.info("config reloaded from %s", self.config_path)

@@ -9,17 +9,19 @@ network or an error reply, and the request then goes to a worker, which calls it
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import __version__
-from .config import Config, Route
-from .errors import AuthFailed, CredhelperError, RequestError
+from .acr import NULL_USER, RegistryTokens
+from .config import ACR_SCOPE, Config, Route, registry_hosts
+from .errors import AuthFailed, CredhelperError, NoRoute, RequestError
 from .listener import Peer
 from .logs import AuditLog
 from .msal_cache import Sessions
-from .routing import Router, redact_url
+from .routing import Router, canonical, redact_url
 from .sinks.keeper import SinkKeeper
 from .tokens import TokenManager
 
@@ -27,7 +29,7 @@ Reply = Dict[str, Any]
 Op = Callable[["Core", Dict[str, Any], Peer], Optional[Reply]]
 
 _UNSAFE = ("\r", "\n", "\0")
-_ROUTE_CACHE = 512
+ROUTE_MEMO = 4096  # URLs whose route is remembered: more than a monorepo's remotes in rotation
 
 
 @dataclass
@@ -46,24 +48,33 @@ class Core:
     state_dir: Path
     reload: Callable[[], None]
     stop: Callable[[], None]
+    registries: RegistryTokens           # container registry refresh tokens, memory only
     started: float = field(default_factory=time.time)
     reload_error: Optional[str] = None
-    # A memo of URL -> route (a git fetch asks for the same URL over and over); tied to the
-    # router it came from, so a reload empties it.
-    _routes: Tuple[Optional[Router], Dict[str, Route]] = field(default=(None, {}), repr=False)
+    azure: Any = None                    # the Azure SDKs' loopback endpoint, when [azure] is set
+    # A memo of URL -> route, least recently used out first (a git fetch asks for the same URL
+    # over and over); tied to the router it came from, so a reload empties it.
+    _routes: Tuple[Optional[Router], "OrderedDict[str, Route]"] = field(
+        default=(None, OrderedDict()), repr=False)
+    _routes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def route(self, url: str) -> Route:
         """The route for ``url``, remembered while the router stays the same."""
         router = self.router
-        routes = self._routes
-        if routes[0] is not router:
-            routes = self._routes = (router, {})
-        route = routes[1].get(url)
-        if route is None:
-            route = router.resolve(url)
-            if len(routes[1]) >= _ROUTE_CACHE:
-                routes[1].clear()
-            routes[1][url] = route
+        with self._routes_lock:  # the accept loop and workers share it
+            if self._routes[0] is not router:
+                self._routes = (router, OrderedDict())
+            memo = self._routes[1]
+            route = memo.get(url)
+            if route is not None:
+                memo.move_to_end(url)
+                return route
+        route = router.resolve(url)  # outside the lock: a refusal may take a while to explain
+        with self._routes_lock:
+            if self._routes[0] is router:
+                memo[url] = route
+                if len(memo) > ROUTE_MEMO:
+                    memo.popitem(last=False)
         return route
 
 
@@ -123,6 +134,29 @@ def fast(core: Core, request: Dict[str, Any], peer: Peer) -> Optional[Reply]:
     return None
 
 
+def registry_get(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
+    """A container registry's refresh token, traded for the route's Entra token the ACR way."""
+    url = _url(request)
+    try:
+        route = core.route(url)
+        if ACR_SCOPE not in route.scopes:
+            raise NoRoute(f"{redact_url(url, 200)} is routed, but not as a container registry "
+                          "(preset = \"acr\")")
+        host = canonical(url).origin[len("https://"):]
+        held = core.registries.get(
+            (host, route.account, route.scopes),
+            lambda: core.tokens.get(route.account, route.scopes).access_token,
+            core.config.accounts[route.account].ca_bundle)
+    except CredhelperError as exc:
+        core.audit.write(event="registry_get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                         url=redact_url(url, 300), outcome=exc.code)
+        raise
+    core.audit.write(event="registry_get", pid=peer.pid, exe=peer.exe, tool=_tool(request),
+                     url=redact_url(url, 300), account=route.account, outcome="ok")
+    return {"ok": True, "username": NULL_USER, "token": held.refresh_token,
+            "expires_on": int(held.expires_on), "account": route.account}
+
+
 def invalidate(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
     """A tool says ``token`` was rejected: drop it so the next ``get`` acquires a new one."""
     url = _url(request)
@@ -151,6 +185,9 @@ def status(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
         "routes": [{"url": r.url, "account": r.account, "scopes": list(r.scopes)}
                    for r in config.routes],
         **core.sinks.status(),
+        "registries": {host: NULL_USER for host in registry_hosts(config)},
+        "registry_tokens": core.registries.status(),
+        "azure": None if core.azure is None else core.azure.status(),
     }
 
 
@@ -180,9 +217,11 @@ def reload(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
 
 
 def stop(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
-    """Stop the daemon, just after this reply has gone out."""
-    threading.Timer(0.05, core.stop).start()
-    return {"ok": True}
+    """Stop the daemon once this reply has gone out; the pid lets the caller see it end."""
+    # No delay needed for the reply: the listener ends only after its workers, this one
+    # included, have finished.
+    core.stop()
+    return {"ok": True, "pid": os.getpid()}
 
 
 def _interactive_source(core: Core, request: Dict[str, Any]) -> Tuple[str, Any]:
@@ -225,6 +264,7 @@ def login_wait(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
     if result.get("state") == "done":
         core.sessions.persist()
         core.tokens.drop_account(name)  # slots re-acquire with the new sign-in
+        core.registries.drop_account(name)
         core.sinks.warm()  # dropping took the pinned sink slots too: the files need them
         core.audit.write(event="login", pid=peer.pid, exe=peer.exe, account=name, outcome="ok")
     return {"ok": True, "account": name, **result}
@@ -235,6 +275,7 @@ def logout(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
     name, source = _interactive_source(core, request)
     signed_out = bool(source.logout())
     core.tokens.drop_account(name)
+    core.registries.drop_account(name)
     core.sessions.persist()
     core.sinks.forget_account(name)
     core.audit.write(event="logout", pid=peer.pid, exe=peer.exe, account=name,
@@ -245,6 +286,7 @@ def logout(core: Core, request: Dict[str, Any], peer: Peer) -> Reply:
 OPS: Dict[str, Op] = {
     "ping": ping, "get": get, "invalidate": invalidate, "status": status, "reload": reload,
     "stop": stop, "login_start": login_start, "login_wait": login_wait, "logout": logout,
+    "registry_get": registry_get,
 }
 
 

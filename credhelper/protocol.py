@@ -5,11 +5,12 @@ This module is on the hot path: standard library only, no I/O beyond the socket 
 
 from __future__ import annotations
 
-import json
-import socket
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
+    import _socket  # not socket.py, which pulls in selectors and enum (socket.socket is one)
     from typing import Any, Dict
+
+from . import flatjson
 
 from .errors import CredhelperError, RequestError
 
@@ -18,26 +19,44 @@ MAX_MESSAGE = 64 * 1024
 
 OPS = frozenset({
     "ping", "get", "invalidate", "status", "login_start", "login_wait", "logout", "reload", "stop",
+    "registry_get",
 })
+# The type each known request field must have when present; unknown fields are ignored.
+_FIELDS = {
+    "v": (int,), "op": (str,), "url": (str,), "for": (str,), "token": (str,), "account": (str,),
+    "wait": (int, float), "cancel": (bool,),
+}
 
 
-# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_ENCODER = None  # built once, on first use: json.dumps(**kw) builds a new encoder per call
 
 
 def encode(message: Dict[str, Any]) -> bytes:
     """Serialise one message as a single JSON line."""
+    flat = flatjson.dumps(message)  # no json import for what git and pip send and receive
+    if flat is not None:
+        return flat.encode("ascii") + b"\n"
+    global _ENCODER
+    if _ENCODER is None:
+        import json
+        _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
     return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
-def decode(data: bytes) -> Dict[str, Any]:
+def decode(data: bytes, limit: int = MAX_MESSAGE) -> Dict[str, Any]:
     """Parse one message; anything but a JSON object is a ``RequestError``."""
-    if len(data) > MAX_MESSAGE:
-        raise RequestError(f"message larger than {MAX_MESSAGE} bytes")
+    if len(data) > limit:
+        raise RequestError(f"message larger than {limit} bytes")
     try:
-        message = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        message = flatjson.loads(text)
+        if message is None:  # not flat, or not JSON at all: json has the last word
+            import json
+            message = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestError("message is not a JSON object") from exc
+    except RecursionError as exc:  # JSON nested a thousand deep
+        raise RequestError("message is nested too deeply") from exc
     if not isinstance(message, dict):
         raise RequestError("message is not a JSON object")
     return message
@@ -46,6 +65,17 @@ def decode(data: bytes) -> Dict[str, Any]:
 def parse_request(data: bytes) -> Dict[str, Any]:
     """Decode a request and check its version and op."""
     request = decode(data)
+    for key, types in _FIELDS.items():
+        value = request.get(key)
+        # bool is an int to Python, never a version, a number of seconds or a string
+        if value is not None and (not isinstance(value, types) or (
+                isinstance(value, bool) and bool not in types)):
+            raise RequestError(f"{key!r} must be {_KIND[types]}")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate, from a \ud800 escape
+                raise RequestError(f"{key!r} is not valid Unicode text") from exc
     if request.get("v", VERSION) != VERSION:
         raise RequestError(f"unsupported protocol version {request.get('v')!r}")
     op = request.get("op")
@@ -54,7 +84,11 @@ def parse_request(data: bytes) -> Dict[str, Any]:
     return request
 
 
-def read_message(sock: socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
+_KIND = {(int,): "an integer", (str,): "a string", (int, float): "a number",
+         (bool,): "true or false"}
+
+
+def read_message(sock: _socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
     """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``.
 
     ``start`` is what was already read from ``sock`` (the daemon's accept loop peeks first).

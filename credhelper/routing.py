@@ -15,6 +15,7 @@ how ``//`` interacts with ``..``, so a path holding both is refused.
 """
 
 import encodings.idna
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?\Z")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _FORBIDDEN_ENCODED = re.compile(r"%(?:2[fF]|5[cC])")
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
+_CONTROL = re.compile("[\x00-\x20\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def _refuse(url: str, why: str) -> Refused:
 
 
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 0x21 or 0x7F <= ord(ch) <= 0x9F for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def _host(url: str, raw: str) -> str:
@@ -183,7 +186,7 @@ def canonical(url: str) -> Target:
     authority, rest = rest[:end], rest[end:]
     if "@" in authority:
         raise _refuse(url, "user name or password in the URL")
-    raw_path = re.split(r"[?#]", rest, maxsplit=1)[0]
+    raw_path = _QUERY_OR_FRAGMENT.split(rest, maxsplit=1)[0]
     host_part, port_part = authority, ""
     bracket = authority.rfind("]")
     colon = authority.rfind(":")
@@ -195,6 +198,15 @@ def canonical(url: str) -> Target:
     host = _host(url, host_part)
     port = int(port_part) if port_part else 443
     return Target(scheme, host, port, _segments(url, raw_path))
+
+
+@functools.lru_cache(maxsize=65536)
+def route_target(url: str) -> Target:
+    """``canonical`` for a configured route's URL, remembered: config and Router both need it.
+
+    Only for route URLs from the config file; URLs from requests go through ``canonical``.
+    """
+    return canonical(url)
 
 
 class _Entry(NamedTuple):
@@ -210,17 +222,18 @@ class Router:
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self._by_origin: Dict[Tuple[str, int], List[_Entry]] = {}
+        # a dict, not a scan of the origin's entries: 10,000 routes on one host start in ms
+        seen: Dict[Tuple[str, int, Tuple[str, ...]], int] = {}
         for index, route in enumerate(routes):
             try:
-                target = canonical(route.url)
+                target = route_target(route.url)
             except (RequestError, NoRoute) as exc:
                 raise ConfigError(f"route {redact_url(route.url)}: {exc.message}") from exc
             entry = _Entry(target.host, target.port, target.path or (), route, index)
-            entries = self._by_origin.setdefault((target.host, target.port), [])
-            for other in entries:
-                if other.path == entry.path:
-                    raise DuplicateRoute(route.url, index, other.order)
-            entries.append(entry)
+            first = seen.setdefault((entry.host, entry.port, entry.path), index)
+            if first != index:
+                raise DuplicateRoute(route.url, index, first)
+            self._by_origin.setdefault((target.host, target.port), []).append(entry)
         for entries in self._by_origin.values():
             entries.sort(key=lambda e: -len(e.path))   # longest prefix first
 

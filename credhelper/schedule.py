@@ -7,6 +7,11 @@ Numbers, for Entra's 60-90 minute tokens:
   lifetime), never later than 10 minutes before expiry, never sooner than 1 minute after issue.
   A one-hour token is refreshed 23-28 minutes in, so it still has over 30 minutes of cover when the
   first attempt fails: a 30-minute outage of the identity provider does not reach the user.
+* The first token of a slot (a daemon start, a sign-in, an ``invalidate``) is refreshed at a
+  uniformly random point between 1 minute after issue and that usual time. Slots that start
+  together (a 9:00 rush, a fleet-wide restart) would otherwise come due together, lifetime after
+  lifetime; spread over one whole refresh period, they ask at the steady rate from the start
+  (``benchmarks/fleet.py`` measures it). The cost is one early refresh per slot start.
 * ``backoff``: full jitter over 5 s doubling to 5 min (``rand * cap``), at least 1 s so a failing
   source cannot spin, and never sooner than the provider's ``Retry-After``. While a held token
   still covers us, the next try comes no later than halfway through what is left of its usable
@@ -45,16 +50,24 @@ SERVE_MARGIN = 60.0      # still handed out when nothing better can be had (degr
 
 
 def next_refresh(issued_at: float, expires_on: float, refresh_on: Optional[float],
-                 jitter_fraction: float) -> float:
-    """When to refresh a token issued at ``issued_at``; ``jitter_fraction`` is a random in [0, 1)."""
+                 jitter_fraction: float, first: bool = False) -> float:
+    """When to refresh a token issued at ``issued_at``; ``jitter_fraction`` is a random in [0, 1).
+
+    ``first``: the slot held no token before this one, so spread over the whole first period.
+    """
     lifetime = max(0.0, expires_on - issued_at)
     target = issued_at + lifetime / 2
     if refresh_on is not None:
         target = min(target, refresh_on)
     fraction = min(max(jitter_fraction, 0.0), 1.0)
-    target -= min(JITTER_LEAD, 0.05 * lifetime) + fraction * min(JITTER_SPAN, 0.10 * lifetime)
+    floor = issued_at + min(MIN_INTERVAL, lifetime / 2)
+    target -= min(JITTER_LEAD, 0.05 * lifetime)
+    if first:
+        latest = max(min(target, expires_on - EXPIRY_LEAD), floor)
+        return floor + fraction * (latest - floor)
+    target -= fraction * min(JITTER_SPAN, 0.10 * lifetime)
     target = min(target, expires_on - EXPIRY_LEAD)
-    return max(target, issued_at + min(MIN_INTERVAL, lifetime / 2))
+    return max(target, floor)
 
 
 def backoff_cap(attempt: int) -> float:

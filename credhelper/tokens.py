@@ -150,9 +150,10 @@ class TokenManager:
         with self._lock:
             slot.flight = None
             if token is not None:
+                first = slot.token is None  # a slot starting: spread its first refresh
                 slot.token, slot.failures, slot.error, slot.retry_at = token, 0, None, 0.0
                 slot.next_refresh = slot.planned = schedule.next_refresh(
-                    issued_at, token.expires_on, token.refresh_on, self._rng.random())
+                    issued_at, token.expires_on, token.refresh_on, self._rng.random(), first)
             elif isinstance(error, NotSignedIn):
                 # Waiting for a person is not a failure to retry: asking again cannot help until
                 # they sign in (login drops the account's slots and pins npm's again). The slot

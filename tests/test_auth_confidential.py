@@ -138,7 +138,7 @@ def test_ca_bundle_wins_over_requests_and_curl_bundle_env(idp, monkeypatch) -> N
         make_source(without, msal.SerializableTokenCache(), 5).acquire(SCOPES, now=0.0)
 
 
-def test_ca_bundle_is_extra_trust_and_cleaned_up(idp, tmp_path) -> None:
+def test_ca_bundle_is_extra_trust_and_shared_by_every_client(idp, tmp_path) -> None:
     import certifi
     from credhelper.auth.http import HttpClient
     monkeypatch = pytest.MonkeyPatch()
@@ -146,14 +146,18 @@ def test_ca_bundle_is_extra_trust_and_cleaned_up(idp, tmp_path) -> None:
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     try:
         client = HttpClient(str(idp.ca_file))
+        other = HttpClient(str(idp.ca_file))
     finally:
         monkeypatch.undo()
     bundle = Path(client._verify)  # type: ignore[arg-type]
     text = bundle.read_text()
     assert text.startswith(Path(certifi.where()).read_text().rstrip("\n"))
     assert text.rstrip().endswith(idp.ca_file.read_text().strip())
+    # one file and one pool manager for all: each TLS context would hold the whole CA list
+    assert other._verify == client._verify
+    assert other._session.get_adapter("https://x/") is client._session.get_adapter("https://x/")
     client.close()
-    assert not bundle.exists()
+    assert bundle.exists()  # still other's; the daemon's exit removes it (test_daemon)
 
 
 def test_oidc_authority(idp, monkeypatch) -> None:

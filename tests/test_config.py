@@ -237,3 +237,13 @@ def test_positions_count_from_one_as_the_readme_shows():
                     error_of(first_is_http))
     twice = GOOD.replace("https://pkgs.dev.azure.com/contoso/\"", "https://dev.azure.com/contoso/\"", 1)
     assert error_of(twice).endswith("routes[2].url: same URL as routes[1]")
+
+
+def test_the_readme_gives_every_config_key_a_line():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Configuration reference", 1)[1].split("\n#", 1)[0]
+    rows = {line.split("|")[1].strip().strip("`") for line in section.splitlines()
+            if line.startswith("| `")}
+    keys = (config._TOP_KEYS | config._ACCOUNT_KEYS | config._ROUTE_KEYS | config._NPM_KEYS)
+    assert keys <= rows, sorted(keys - rows)
+    assert rows <= keys, sorted(rows - keys)  # no line for a key the file does not accept

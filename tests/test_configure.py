@@ -58,6 +58,7 @@ def env(tmp_path, monkeypatch) -> Dict[str, Path]:
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(places["gitconfig"]))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("CREDHELPER_STATE_DIR", str(places["state"]))
+    monkeypatch.setenv("CREDHELPER_SOCKET", str(tmp_path / "run" / "daemon.sock"))
     monkeypatch.setenv("NPM_CONFIG_USERCONFIG", str(places["npmrc"]))
     monkeypatch.delenv("npm_config_userconfig", raising=False)
     monkeypatch.delenv("PIP_CONFIG_FILE", raising=False)
@@ -88,9 +89,12 @@ def test_git_resets_helpers_per_origin_and_is_idempotent(env, cfg):
                  '[credential "https://github.com"]\n\thelper = gh\n')
     env["gitconfig"].write_text(unrelated)
     changes = configure.configure_git(cfg)
-    assert len(changes) == 3, changes
-    assert git_get_all("credential.https://dev.azure.com.helper") == ["", "entra"]
-    assert git_get_all("credential.https://pkgs.example:8443.helper") == ["", "entra"]
+    assert len(changes) == 3, changes  # two origins, one useHttpPath
+    ours = ["", f"cache --timeout=60 --socket={env['home'].parent / 'run' / 'daemon-git.sock'}",
+            configure.git_fallback_helper(erase=False)]
+    assert configure.git_helpers() == ours
+    assert git_get_all("credential.https://dev.azure.com.helper") == ours
+    assert git_get_all("credential.https://pkgs.example:8443.helper") == ours
     assert git_get_all("credential.https://dev.azure.com.useHttpPath") == ["true"]
     assert git_get_all("credential.https://pkgs.example:8443.useHttpPath") == []
     assert git_get_all("credential.https://github.com.helper") == ["gh"]
@@ -113,14 +117,24 @@ def test_git_replaces_a_foreign_helper_for_our_origin(env, cfg):
                     "credential.https://dev.azure.com.helper", "manager"], check=True)
     changes = configure.configure_git(cfg)
     assert any("was: 'manager'" in line for line in changes)
-    assert git_get_all("credential.https://dev.azure.com.helper") == ["", "entra"]
+    assert git_get_all("credential.https://dev.azure.com.helper") == configure.git_helpers()
+
+
+def test_git_cache_helper_left_out_when_its_socket_path_is_too_long(env, cfg, monkeypatch,
+                                                                     tmp_path):
+    monkeypatch.setenv("CREDHELPER_SOCKET", str(tmp_path / ("d" * 100) / "daemon.sock"))
+    configure.configure_git(cfg)
+    # without the git socket, erase must reach the daemon through entra
+    fallback = configure.git_fallback_helper(erase=True)
+    assert git_get_all("credential.https://dev.azure.com.helper") == ["", fallback]
+    assert 'case "$1" in get|erase)' in fallback
 
 
 def test_git_remove_puts_back_what_configure_replaced(env, cfg):
     env["gitconfig"].write_text('[credential "https://dev.azure.com"]\n\thelper = manager\n'
                                 '[user]\n\tname = Alice\n')
     assert configure.configure_git(cfg)
-    assert git_get_all("credential.https://dev.azure.com.helper") == ["", "entra"]
+    assert git_get_all("credential.https://dev.azure.com.helper") == configure.git_helpers()
     changes = configure.remove_git(cfg)
     assert "git: credential.https://dev.azure.com.helper back to 'manager'" in changes
     assert git_get_all("credential.https://dev.azure.com.helper") == ["manager"]
@@ -129,7 +143,7 @@ def test_git_remove_puts_back_what_configure_replaced(env, cfg):
     assert git_get_all("user.name") == ["Alice"]
     assert configure.remove_git(cfg) == []
     assert configure.configure_git(cfg) and configure.configure_git(cfg) == []
-    assert git_get_all("credential.https://dev.azure.com.helper") == ["", "entra"]
+    assert git_get_all("credential.https://dev.azure.com.helper") == configure.git_helpers()
 
 
 def test_git_remove_without_a_record_takes_out_only_our_helpers(env, cfg):
@@ -143,29 +157,41 @@ def test_git_credential_fill_uses_only_our_helper(env, cfg, tmp_path, monkeypatc
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls.log"
-    write_exe(bin_dir / "git-credential-entra",
-              f'echo "entra $1" >> {calls}\n'
-              '[ "$1" = get ] && printf "username=entra\\npassword=tok-entra\\n"\nexit 0\n')
+    # the fallback helper configure writes runs this "python" (-I -S launcher ACTION) for get
+    python = write_exe(bin_dir / "python",
+                       f'[ -f "$3" ] && echo "entra $4 $1 $2" >> {calls}\n'
+                       '[ "$4" = get ] && printf "username=entra\\npassword=tok-entra\\n"\nexit 0\n')
     write_exe(bin_dir / "git-credential-other",
               f'echo "other $1" >> {calls}\n'
               '[ "$1" = get ] && printf "username=x\\npassword=tok-other\\n"\nexit 0\n')
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+    monkeypatch.setattr(configure.sys, "executable", str(python))
     subprocess.run(["git", "config", "--global", "credential.helper", "other"], check=True)
     configure.configure_git(cfg)
+    cache_socket = tmp_path / "run" / "daemon-git.sock"
 
     def credential(action: str, host: str, extra: str = "") -> str:
         request = f"protocol=https\nhost={host}\npath=contoso/p/_git/r\n{extra}\n"
         return subprocess.run(["git", "credential", action], input=request, text=True,
                               capture_output=True, check=True, cwd=tmp_path).stdout
 
-    assert "password=tok-entra" in credential("fill", "dev.azure.com")
-    credential("approve", "dev.azure.com", "username=entra\npassword=tok-entra\n")
-    assert "password=tok-other" in credential("fill", "github.com")
+    try:
+        assert "password=tok-entra" in credential("fill", "dev.azure.com")
+        credential("approve", "dev.azure.com", "username=entra\npassword=tok-entra\n")
+        credential("reject", "dev.azure.com", "username=entra\npassword=tok-entra\n")
+        assert "password=tok-other" in credential("fill", "github.com")
+    finally:
+        # with no daemon up, git's store started git's own cache daemon on our git socket
+        subprocess.run(["git", "credential-cache", f"--socket={cache_socket}", "exit"],
+                       check=False)
     log = calls.read_text().splitlines()
-    # the reset keeps git from offering our token to the global helper's store
-    assert "other store" not in log and "entra store" in log
-    assert "other get" in log
+    # the reset keeps git from offering our token to the global helper's store; the fallback
+    # starts no Python for store, and Python runs without site
+    assert "other store" not in log and "other get" in log
+    assert log.count("entra get -I -S") == 1
+    # store never starts Python; nor does erase, which the git socket takes to the daemon
+    assert not any(line.startswith(("entra store", "entra erase")) for line in log)
 
 
 # pnpm / npm --------------------------------------------------------------------------------

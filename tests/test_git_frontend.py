@@ -218,6 +218,24 @@ def test_imports_only_the_standard_library():
     assert result.stdout.strip() == "[]"
 
 
+def test_launcher_answers_without_site_socket_py_or_json(env, daemon):
+    """What the configured wrapper runs: python -I -S git_main.py get, on the whole get path."""
+    launcher = Path(gitfront.__file__).with_name("git_main.py")
+    # report what was imported once the helper has answered (main() ends in sys.exit)
+    spy = ("import atexit, sys\n"
+           "atexit.register(lambda: sys.stderr.write(' '.join(sorted(sys.modules))))\n"
+           f"path = {str(launcher)!r}\n"
+           "exec(compile(open(path).read(), path, 'exec'), {'__name__': '__main__', '__file__': path})\n")
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", spy, "get"], env=env,
+                            input=b"protocol=https\nhost=dev.azure.com\npath=contoso/x\n",
+                            capture_output=True, timeout=60)
+    assert lines(result.stdout)["password"] == TOKEN
+    loaded = set(result.stderr.decode().split())
+    assert "credhelper.client" in loaded and "site" not in loaded
+    # json, socket.py (selectors, enum), re and typing: the milliseconds the helper no longer pays
+    assert loaded & {"json", "socket", "selectors", "enum", "re", "typing"} == set()
+
+
 # --- parsing, in process ------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Tuple
 import pytest
 
 import leaks
+from credhelper import paths
 from credhelper.client import Client
 from credhelper.errors import CredhelperError
 from credhelper.frontends import git as gitfront
@@ -279,3 +280,59 @@ def test_socket_refuses_and_the_audit_log_says_so(hostile_ws: Workspace, urls: L
     clean = token not in everything
     assert clean, "the token is in the daemon's logs"
     assert PASTED not in everything  # userinfo is masked before logging
+
+
+def test_git_socket_hands_out_nothing(hostile_ws: Workspace, urls: List[str], port: int,
+                                      token: str) -> None:
+    """The same inputs as the helper executable's, through git's cache client on the git socket."""
+    ws = hostile_ws
+    sock = paths.git_cache_socket(ws.socket)
+    cache = ["git", "credential-cache", f"--socket={sock}", "get"]
+    code, out, _ = _run(ws, cache, f"protocol=https\nhost=localhost:{port}\npath=contoso/x.git\n")
+    assert code == 0 and out.startswith(f"username=workspace\npassword={token}\n".encode()), \
+        "the route itself must work, or the refusals below prove nothing"
+
+    audit = ws.state_dir / "audit.log"
+    seen = len(audit.read_text().splitlines())
+    inputs = [f"url={url}\n" for url in urls] + raw_inputs(port)
+    for url in urls:
+        scheme, _, rest = url.partition("://")
+        host, _, path = rest.partition("/")
+        decoded = git_decoded(path)
+        if "\n" not in decoded or "\n" in path:
+            inputs.append(f"protocol={scheme}\nhost={host}\npath={decoded}\n")
+    results = _run_all(ws, cache, inputs)
+    ours = f"localhost:{port}/contoso/"
+    expected = {repr(text) for text in inputs if f"@{ours}" in text or f"{ours}%zz" in text
+                or "path=contoso/%00/" in text or "path=contoso/%zz" in text}
+    assert set(_holding_credentials(ws, results)) <= expected
+    records = [json.loads(line) for line in audit.read_text().splitlines()[seen:]]
+    served = [r["url"] for r in records if r["event"] == "get" and r["outcome"] == "ok"]
+    assert all(url.startswith(f"https://{ours}") for url in served), served
+    # the git socket answers credentials or nothing: never quit=1, never a message
+    noisy = [repr(stdin) for stdin, code, out, err in results
+             if code != 0 or err or (repr(stdin) not in expected and out)]
+    assert noisy == []
+
+
+def test_dot_segments_git_decoded_from_escapes_get_nothing(hostile_ws: Workspace, port: int,
+                                                           token: str) -> None:
+    # git decodes %2F and %2e before the helper runs: the path would normalise into /contoso/
+    # while git sends the request on the wire to /evil%2F..%2Fcontoso/x.
+    ws = hostile_ws
+    base = f"https://localhost:{port}"
+    tricks = ["evil%2F..%2Fcontoso/x", "evil/%2e%2e/contoso/x", "contoso/%2e/x", "contoso/./x",
+              "evil%2F%2E%2E%2Fcontoso/x"]
+    results = _run_all(ws, ["git", "credential", "fill"], [f"url={base}/{t}\n\n" for t in tricks])
+    assert _holding_credentials(ws, results) == []
+    helper = [str(BIN / "git-credential-entra"), "get"]
+    parts = [f"protocol=https\nhost=localhost:{port}\npath={git_decoded(t)}\n\n" for t in tricks]
+    results = _run_all(ws, helper, parts)
+    assert [(code, out) for _, code, out, _ in results] == [(0, b"")] * len(tricks)
+    # the daemon's git socket applies the same check (git's own cache client in front)
+    cache = ["git", "credential-cache", f"--socket={paths.git_cache_socket(ws.socket)}", "get"]
+    results = _run_all(ws, cache, parts)
+    assert [(code, out) for _, code, out, _ in results] == [(0, b"")] * len(tricks)
+    # the plain path still works, so the refusals above are not an outage
+    code, out, _ = _run(ws, helper, f"protocol=https\nhost=localhost:{port}\npath=contoso/x\n\n")
+    assert code == 0 and f"password={token}\n".encode() in out

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "credhelper"
 # What runs inside every git and pip process (DESIGN §2): the standard library only.
 WIRE = ["credhelper.errors", "credhelper.paths", "credhelper.protocol", "credhelper.client",
-        "credhelper.frontends.git"]
+        "credhelper.flatjson", "credhelper.frontends.git", "credhelper.frontends.git_main"]
 
 
 def _module_name(path: Path) -> str:

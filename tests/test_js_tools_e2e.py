@@ -140,6 +140,13 @@ def test_yarn_berry_installs_from_its_own_rc_and_follows_a_refresh(js_ws: Worksp
     new = client.get(ws.em.npm_url)["token"]
     assert new != old
     assert wait_for(lambda: yarnrc_tokens(ws) == [new]), "~/.yarnrc.yml still holds the old token"
+    # yarn's own `config set -H` re-serialises the file and drops our markers: the daemon
+    # takes its block back (and the token yarn copied out of it)
+    ws.run([str(BERRY), "config", "set", "-H", "enableGlobalCache", "false"], cwd=str(ws.root),
+           env=env)
+    assert wait_for(lambda: yarnrc_tokens(ws) == [new] and
+                    (ws.home / ".yarnrc.yml").read_text().count("npmRegistries") == 1)
+    assert "enableGlobalCache: false" in (ws.home / ".yarnrc.yml").read_text()
     again = berry_project(ws, "berry-after-refresh")
     since = len(ws.em.feeds.log)
     ws.run([str(BERRY), "install"], cwd=str(again), env=env)
@@ -245,7 +252,9 @@ def test_configure_all_remove_undoes_every_tool(ws: Workspace) -> None:
     ws.start_daemon()
     assert wait_for(lambda: npmrc_tokens(ws) and yarnrc_tokens(ws), 15), ws.daemon_output()
     origin = ws.em.feed_base
-    assert ws.git("config", "--global", "--get-all", f"credential.{origin}.helper").stdout == "\nentra\n"
+    helpers = ws.git("config", "--global", "--get-all", f"credential.{origin}.helper").stdout
+    # reset, git's cache client on the daemon's git socket, the entra fallback
+    assert helpers.startswith("\ncache --timeout=60 --socket=") and "git_main.py" in helpers
 
     out = ws.credhelper("configure", "all", "--remove", env=env).stdout
     # pip: off the record, then its netrc block out (uv and poetry were never configured here)

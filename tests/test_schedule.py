@@ -22,6 +22,25 @@ def test_refresh_lands_before_half_life_with_lead_and_jitter(lifetime):
         assert T0 + lifetime - when >= 1800 + 120
 
 
+@pytest.mark.parametrize("lifetime", [3600.0, 5400.0])
+def test_a_first_refresh_spreads_over_the_whole_first_period(lifetime):
+    latest = T0 + lifetime / 2 - 120
+    assert schedule.next_refresh(T0, T0 + lifetime, None, 0.0, first=True) == T0 + 60
+    assert schedule.next_refresh(T0, T0 + lifetime, None, 1.0, first=True) == latest
+    draws = [schedule.next_refresh(T0, T0 + lifetime, None, i / 1000, first=True) - T0
+             for i in range(1000)]
+    # uniform: each quarter of the window gets a quarter of the slots
+    width = (latest - T0 - 60) / 4
+    quarters = [sum(1 for d in draws if 60 + q * width <= d < 60 + (q + 1) * width)
+                for q in range(4)]
+    assert quarters == [250, 250, 250, 250]
+
+
+def test_a_first_refresh_keeps_the_expiry_and_floor_rules():
+    assert schedule.next_refresh(T0, T0 + 1000, T0 + 900, 1.0, first=True) == T0 + 1000 - 600
+    assert schedule.next_refresh(T0, T0 + 30, None, 1.0, first=True) >= T0
+
+
 def test_jitter_fraction_spreads_linearly():
     early = schedule.next_refresh(T0, T0 + 3600, None, 0.0)
     late = schedule.next_refresh(T0, T0 + 3600, None, 1.0)

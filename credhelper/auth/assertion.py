@@ -26,7 +26,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASSERTION_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
-def _excerpt(stderr: bytes) -> str:
+def excerpt(stderr: bytes) -> str:
     """The first non-empty stderr line, scrubbed and shortened."""
     for line in stderr.decode("utf-8", "replace").splitlines():
         line = _CONTROL.sub(" ", _TOKENISH.sub("[…]", line)).strip()
@@ -35,7 +35,7 @@ def _excerpt(stderr: bytes) -> str:
     return "no message on stderr"
 
 
-def _clean(raw: bytes, origin: str) -> str:
+def clean_assertion(raw: bytes, origin: str) -> str:
     """The stripped assertion, refused when empty or when it holds whitespace or controls."""
     text = raw.decode("ascii", "replace").strip()
     if not text:
@@ -99,8 +99,8 @@ def run_assertion_command(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT,
             _kill(proc)
             raise AuthFailed(f"{origin} {failure}")
     if proc.returncode != 0:
-        raise AuthFailed(f"{origin} exited with {proc.returncode}: {_excerpt(bytes(err))}")
-    return _clean(bytes(out), origin)
+        raise AuthFailed(f"{origin} exited with {proc.returncode}: {excerpt(bytes(err))}")
+    return clean_assertion(bytes(out), origin)
 
 
 def read_assertion_file(path: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -113,4 +113,4 @@ def read_assertion_file(path: str, limit: int = OUTPUT_LIMIT) -> str:
         raise AuthFailed(f"{origin}: {exc.strerror or type(exc).__name__}") from exc
     if len(raw) > limit:
         raise AuthFailed(f"{origin} is larger than {limit} bytes")
-    return _clean(raw, origin)
+    return clean_assertion(raw, origin)

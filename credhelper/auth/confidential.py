@@ -19,6 +19,7 @@ from .assertion import read_assertion_file, run_assertion_command
 from .base import Token
 from .http import HttpClient, NoStore
 from .msal_glue import authority_options, token_from_result
+from .providers import EXCHANGE_AUDIENCE, fetch_assertion
 
 if TYPE_CHECKING:
     from ..config import Account
@@ -107,9 +108,10 @@ class ConfidentialSource:
         """MSAL's ``client_credential`` and a fingerprint that changes when it does."""
         account = self.account
         if account.flow == "federated":
-            if not (account.assertion_command or account.assertion_file):
+            if not (account.assertion_command or account.assertion_file
+                    or account.assertion_provider):
                 raise AuthFailed(f"account '{account.name}': federated needs "
-                                 "assertion_command or assertion_file")
+                                 "assertion_command, assertion_file or assertion_provider")
             return {"client_assertion": self._assertion}, "federated"
         if account.flow == "client_secret":
             var = account.client_secret_env or ""
@@ -127,9 +129,14 @@ class ConfidentialSource:
                          "confidential client flow")
 
     def _assertion(self) -> str:
-        if self.account.assertion_command:
-            return run_assertion_command(self.account.assertion_command)
-        return read_assertion_file(self.account.assertion_file or "")
+        account = self.account
+        if account.assertion_command:
+            return run_assertion_command(account.assertion_command)
+        if account.assertion_provider:
+            # The account's trust (ca_bundle) also covers an Actions token endpoint it names.
+            return fetch_assertion(account.assertion_provider,
+                                   account.assertion_audience or EXCHANGE_AUDIENCE, self._http)
+        return read_assertion_file(account.assertion_file or "")
 
     def _application(self, credential: Any, key: str) -> msal.ConfidentialClientApplication:
         if self._app is None or key != self._app_key:

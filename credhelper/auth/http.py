@@ -10,24 +10,31 @@ would trust anyway (``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` when set, else c
 ``ca_bundle``, and pass it as ``verify=`` on every request. Passing it per request matters:
 requests lets those variables override ``Session.verify``, but never an explicit ``verify``.
 The union keeps a corporate proxy CA from the environment working while the emulator's (or a
-private authority's) CA is added; the file holds only public certificates and is removed on close.
+private authority's) CA is added; the file holds only public certificates, is written once per
+distinct content (so every account shares one TLS context) and is removed at exit.
 """
 
+import atexit
 import email.utils
+import hashlib
 import os
 import tempfile
+import threading
 import time
-import weakref
 from collections.abc import MutableMapping
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, Optional, Union
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 
 from .. import environment
 from ..errors import ConfigError, IdpUnavailable, Throttled
 
 DEFAULT_TIMEOUT = 10.0
+_SHARED_LOCK = threading.Lock()
+_BUNDLES: Dict[bytes, str] = {}  # sha256 of a combined bundle -> its file
+_ADAPTER: Optional["requests.adapters.HTTPAdapter"] = None
 _MAX_RETRY_AFTER = 3600.0
 
 
@@ -91,10 +98,26 @@ def _combined_bundle(ca_bundle: str) -> str:
                 base = f.read()
         except OSError:
             base = b""  # then ca_bundle alone is all we can trust
-    fd, path = tempfile.mkstemp(prefix="credhelper-ca-", suffix=".pem")
-    with os.fdopen(fd, "wb") as f:
-        f.write(base.rstrip(b"\n") + b"\n" + extra if base else extra)
+    combined = base.rstrip(b"\n") + b"\n" + extra if base else extra
+    digest = hashlib.sha256(combined).digest()
+    with _SHARED_LOCK:
+        path = _BUNDLES.get(digest)
+        if path is not None and os.path.exists(path):
+            return path
+        fd, path = tempfile.mkstemp(prefix="credhelper-ca-", suffix=".pem")
+        with os.fdopen(fd, "wb") as f:
+            f.write(combined)
+        atexit.register(_unlink, path)
+        _BUNDLES[digest] = path
     return path
+
+
+def _shared_adapter() -> "requests.adapters.HTTPAdapter":
+    global _ADAPTER
+    with _SHARED_LOCK:
+        if _ADAPTER is None:
+            _ADAPTER = requests.adapters.HTTPAdapter()
+        return _ADAPTER
 
 
 def _unlink(path: str) -> None:
@@ -134,10 +157,12 @@ class HttpClient:
     def __init__(self, ca_bundle: Optional[str] = None, timeout: Optional[float] = None) -> None:
         self.timeout = http_timeout(timeout)
         bundle = _combined_bundle(ca_bundle) if ca_bundle else None
-        # A daemon that forgets close() still leaves no stray bundle behind at exit.
-        self._cleanup = weakref.finalize(self, _unlink, bundle) if bundle else None
         self._verify: Union[bool, str] = bundle or True
         self._session = requests.Session()
+        # Every account's session shares one pool manager, and so one TLS context per IdP
+        # host and trust file: a context of its own holds the whole CA list, ~0.9 MB each.
+        for prefix in ("https://", "http://"):
+            self._session.mount(prefix, _shared_adapter())
 
     def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None,
              **kw: Any) -> requests.Response:
@@ -150,10 +175,8 @@ class HttpClient:
         return self._send("GET", url, params=params, headers=headers, **kw)
 
     def close(self) -> None:
-        """Close connections and remove the combined CA bundle."""
-        self._session.close()
-        if self._cleanup is not None:
-            self._cleanup()
+        """Forget this client's cookies; the pooled connections are shared, the bundle goes at exit."""
+        self._session.cookies.clear()
 
     def _send(self, method: str, url: str, **kw: Any) -> requests.Response:
         kw["verify"] = self._verify

@@ -12,10 +12,13 @@ keep their links).
 
 import os
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .. import paths
 from ..atomic import write_atomic
 from ..config import Config
 from ..errors import ConfigError
@@ -23,6 +26,7 @@ from ..routing import Router
 from ..toolrecord import CONFIGURED, ToolRecord
 
 GIT_HELPER = "entra"
+_MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 
 
@@ -65,9 +69,42 @@ def _git_set(git: str, key: str, values: Sequence[str]) -> None:
         _git(git, "--add", key, value)
 
 
+# git's own cache daemon may stand in for ours on the git socket while the daemon is down
+# (git spawns it on `store`); what it holds must never outlive a token, and tokens are handed
+# out with at least ten minutes left.
+GIT_CACHE_TIMEOUT = 60
+
+
+def git_fallback_helper(erase: bool) -> str:
+    """The ``entra`` helper as git should run it: for get (and erase) only, without site.
+
+    git runs every helper through ``sh -c`` and calls ``store`` on each after every success; a
+    shell function answers ``store`` without starting Python, and ``python -I -S`` skips the
+    site module and the virtualenv's ``.pth`` files. With the git socket in front, ``erase``
+    reaches the daemon there, so entra is left out of it.
+    """
+    launcher = Path(__file__).resolve().parents[1] / "frontends" / "git_main.py"
+    run = f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(launcher))}"
+    actions = "get|erase" if erase else "get"
+    return f'!f() {{ case "$1" in {actions}) exec {run} "$1";; esac; }}; f'
+
+
+def _git_cache_helper(socket_path: Optional[Path] = None) -> Optional[str]:
+    cache = paths.git_cache_socket(socket_path or paths.socket_path())
+    if len(os.fsencode(cache)) > _MAX_SOCKET_PATH:  # the daemon cannot bind it either
+        return None
+    return f"cache --timeout={GIT_CACHE_TIMEOUT} --socket={shlex.quote(str(cache))}"
+
+
+def git_helpers(socket_path: Optional[Path] = None) -> List[str]:
+    """The helper list for a routed origin: reset, the daemon's git socket, then ``entra``."""
+    cache = _git_cache_helper(socket_path)
+    return [""] + ([cache] if cache else []) + [git_fallback_helper(erase=cache is None)]
+
+
 def configure_git(config: Config, dry_run: bool = False, git: str = "git",
                   record: Optional[ToolRecord] = None) -> List[str]:
-    """Make every routed origin use only the ``entra`` helper (DESIGN §6.7); useHttpPath as needed.
+    """Routed origins ask the daemon's git socket, then ``entra`` (DESIGN §6.7, §8); useHttpPath.
 
     What each changed key held before goes into the tool record, for ``--remove``.
     """
@@ -75,15 +112,17 @@ def configure_git(config: Config, dry_run: bool = False, git: str = "git",
     record = record or ToolRecord()
     changes: List[str] = []
     before: Dict[str, List[str]] = {}
+    wanted = git_helpers()
     for origin in router.origins():
         key = f"credential.{origin}.helper"
         current = _git_values(git, key)
-        if current != ["", GIT_HELPER]:
+        if current != wanted:
             was = ", ".join(repr(v) for v in current) or "unset"
-            changes.append(f"git: {key} = '' then {GIT_HELPER!r} (was: {was})")
+            changes.append(f"git: {key} = " + " then ".join(repr(v) for v in wanted)
+                           + f" (was: {was})")
             before[key] = current
             if not dry_run:
-                _git_set(git, key, ["", GIT_HELPER])
+                _git_set(git, key, wanted)
         if router.needs_path(origin):
             key = f"credential.{origin}.useHttpPath"
             current = _git_values(git, key)
@@ -105,7 +144,7 @@ def remove_git(config: Config, dry_run: bool = False, git: str = "git",
     keys = list(before)
     for origin in Router(config.routes).origins():
         key = f"credential.{origin}.helper"
-        if key not in before and _git_values(git, key) == ["", GIT_HELPER]:
+        if key not in before and _git_values(git, key) in (["", GIT_HELPER], git_helpers()):
             before[key] = []  # set up before the record existed: ours alone, so unset it
             keys.append(key)
     changes = []

@@ -1,7 +1,10 @@
 """``credhelper demo``: the whole product, offline, against the bundled emulator.
 
 Everything lives in a fresh temporary folder with its own HOME, so the user's real git, pip and
-npm configuration is never touched and no token lands inside the repository checkout.
+npm configuration is never touched and no token lands inside the repository checkout. By default
+the workspace signs itself in (workload identity federation); ``--device-code`` shows a person's
+sign-in instead: ``credhelper login`` prints a code and the emulator's page, and the demo plays
+the person, filling that page's form as a browser would.
 """
 
 import json
@@ -10,14 +13,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import ssl
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..errors import CredhelperError
 
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+DEMO_PERSON = "alice@contoso.com"
 
 
 def _say(text: str) -> None:
@@ -46,21 +53,30 @@ def _wait_for(path: Path, timeout: float, what: str, contains: str = "") -> None
     raise CredhelperError(f"{what} did not appear within {timeout:g}s ({path})")
 
 
-def _write_config(root: Path, info: Dict[str, Any], gp: Path) -> Path:
+def _write_config(root: Path, info: Dict[str, Any], gp: Path, account: str) -> Path:
     path = root / "home" / ".config" / "credhelper" / "config.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    command = json.dumps([str(gp), "idp", "token", "--audience", FEDERATION_AUDIENCE])
-    path.write_text(f"""# Written by `credhelper demo`: the workspace's own identity, no secret anywhere.
+    if account == "person":
+        identity = f"""# Written by `credhelper demo --device-code`: a person signs in once.
+[accounts.person]
+authority = "{info['idp_base']}/{info['tenant']}"
+client_id = "{info['apps']['device_code']}"
+flow = "device_code"
+"""
+    else:
+        command = json.dumps([str(gp), "idp", "token", "--audience", FEDERATION_AUDIENCE])
+        identity = f"""# Written by `credhelper demo`: the workspace's own identity, no secret anywhere.
 [accounts.workspace]
 authority = "{info['idp_base']}/{info['tenant']}"
 client_id = "{info['apps']['federated']}"
 flow = "federated"
 assertion_command = {command}
-ca_bundle = "{info['ca_file']}"
+"""
+    path.write_text(f"""{identity}ca_bundle = "{info['ca_file']}"
 
 [[routes]]
 url = "{info['feed_base']}/"
-account = "workspace"
+account = "{account}"
 preset = "azure-devops"
 
 [npm]
@@ -95,51 +111,91 @@ def _environment(root: Path, info: Dict[str, Any]) -> Dict[str, str]:
     return env
 
 
-def run_demo(keep: bool = False) -> int:
-    """Run the demo; returns the exit code."""
+def _sign_in_as_a_person(credhelper: List[str], env: Dict[str, str], ca_file: str) -> None:
+    """`credhelper login`, and a person approving its code at the page it names."""
+    shown = "credhelper login"
+    _say(f"  $ {shown}")
+    login = subprocess.Popen(credhelper + ["login"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    assert login.stdout is not None
+    first = login.stdout.readline().rstrip()
+    _say(f"    {first}")
+    words = first.split()
+    if "open" not in words or "code" not in words:
+        login.kill()
+        raise CredhelperError(f"demo step failed: {shown} printed no code ({first[:200]})")
+    page, code = words[words.index("open") + 1], words[-1]
+    _say(f"  (the demo plays you: it opens {page}, types {code}, signs in as {DEMO_PERSON}"
+         " and presses Approve)")
+    context = ssl.create_default_context(cafile=ca_file)  # the browser trusting the page
+    with urllib.request.urlopen(page, context=context, timeout=30) as response:
+        response.read()  # the form a person sees
+    form = urllib.parse.urlencode({"user_code": code, "user": DEMO_PERSON, "action": "approve"})
+    with urllib.request.urlopen(page, data=form.encode(), context=context, timeout=30) as response:
+        response.read()
+    rest, _ = login.communicate(timeout=120)
+    for line in rest.rstrip().splitlines():
+        _say(f"    {line}")
+    if login.returncode != 0:
+        raise CredhelperError(f"demo step failed (exit {login.returncode}): {shown}")
+
+
+def run_demo(keep: bool = False, device_code: bool = False) -> int:
+    """Run the demo (``device_code``: a person signs in); returns the exit code."""
     root = Path(tempfile.mkdtemp(prefix="credhelper-demo-"))
     os.chmod(root, 0o700)
     emulator_dir = root / "emulator"
     credhelper = [sys.executable, "-m", "credhelper"]
     processes: List[subprocess.Popen] = []
     env: Dict[str, str] = {}
+    steps = iter(range(1, 9 if device_code else 8))
+    total = 8 if device_code else 7
+
+    def step(text: str) -> None:
+        _say(f"[{next(steps)}/{total}] {text}")
+
     try:
-        _say("[1/7] Starting the local Entra ID emulator and the private feed server")
+        step("Starting the local Entra ID emulator and the private feed server")
         emulator = subprocess.Popen([sys.executable, "-m", "credhelper.emulator", "serve", "--dir",
                                      str(emulator_dir)], stdout=subprocess.DEVNULL,
                                     stderr=open(root / "emulator.log", "w"))
         processes.append(emulator)
-        _wait_for(emulator_dir / "emulator.json", 20, "the emulator")
+        _wait_for(emulator_dir / "emulator.json", 60, "the emulator")  # a busy machine: keys, repos
         info = json.loads((emulator_dir / "emulator.json").read_text())
         _say(f"      identity provider {info['idp_base']}/{info['tenant']}, feeds {info['feed_base']}")
 
-        _say("[2/7] Writing a config: the workspace's own identity (workload identity federation)")
+        step("Writing a config: a person who signs in with a device code" if device_code else
+             "Writing a config: the workspace's own identity (workload identity federation)")
         gp = root / "bin" / "gp"
         gp.parent.mkdir()
         gp.write_text(f"#!/bin/sh\n# stands in for Gitpod's `gp idp token`\nexec {sys.executable} "
                       f"-m credhelper.emulator gp --dir {emulator_dir} \"$@\"\n")
         gp.chmod(0o755)
-        config = _write_config(root, info, gp)
+        config = _write_config(root, info, gp, "person" if device_code else "workspace")
         env = _environment(root, info)
         _say(f"      {config}")
 
-        _say("[3/7] Starting the credhelper daemon")
+        step("Starting the credhelper daemon")
         _run(credhelper + ["start"], env)
 
-        _say("[4/7] Configuring git, pip and npm (inside the demo's own HOME)")
+        if device_code:
+            step("Signing in as a person: the code, then the sign-in page")
+            _sign_in_as_a_person(credhelper, env, info["ca_file"])
+
+        step("Configuring git, pip and npm (inside the demo's own HOME)")
         _run(credhelper + ["configure", "all"], env)
         _wait_for(Path(env["NPM_CONFIG_USERCONFIG"]), 15, "the npm token block", "_authToken")
 
-        _say("[5/7] git clone over HTTPS, credential from git-credential-entra")
+        step("git clone over HTTPS, credential from the daemon's git socket (git's cache client)")
         checkout = root / "demo"
         _run(["git", "clone", "--quiet", info["git_url"], str(checkout)], env)
 
-        _say("[6/7] pip install from the private index, credential from the keyring backend")
+        step("pip install from the private index, credential from the keyring backend")
         _run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(root / "site"),
               "--index-url", info["pypi_url"], "--keyring-provider", "import",
               "--no-cache-dir", "hello-private"], env)
 
-        _say("[7/7] npm install from the private registry, token kept fresh in ~/.npmrc")
+        step("npm install from the private registry, token kept fresh in ~/.npmrc")
         project = root / "npm-project"
         project.mkdir()
         (project / ".npmrc").write_text(f"registry={info['npm_url']}\n")

@@ -52,17 +52,18 @@ def render_config(
     ca_bundle: Optional[str] = None,
     urls: Sequence[str] = (),
     scopes: Sequence[str] = (),
+    ona: bool = False,
 ) -> str:
     """A commented starter ``config.toml``: one account, and routes for the chosen presets.
 
-    ``gitpod`` makes the account federated on ``gp idp token``; otherwise (or with
-    ``device_code``) a person signs in with ``credhelper login``. ``authority`` replaces
-    ``https://login.microsoftonline.com/<tenant>`` (a sovereign cloud, another IdP, the
-    emulator); ``ca_bundle`` is extra trust for it. Each of ``urls`` becomes a route with
-    ``scopes`` (the Azure DevOps preset when none are given).
+    ``gitpod`` makes the account federated on ``gp idp token``, ``ona`` on the Ona environment's
+    identity; otherwise (or with ``device_code``) a person signs in with ``credhelper login``.
+    ``authority`` replaces ``https://login.microsoftonline.com/<tenant>`` (a sovereign cloud,
+    another IdP, the emulator); ``ca_bundle`` is extra trust for it. Each of ``urls`` becomes a
+    route with ``scopes`` (the Azure DevOps preset when none are given).
     """
-    if gitpod and device_code:
-        raise ConfigError("choose one of --gitpod and --device-code")
+    if gitpod + device_code + ona > 1:
+        raise ConfigError("choose one of --gitpod, --ona and --device-code")
     client_id = _check(_CLIENT_ID, client_id, "--client-id")
     if authority is None:
         authority = "https://login.microsoftonline.com/" + _check(_TENANT, tenant, "--tenant")
@@ -79,7 +80,7 @@ def render_config(
     if ca_bundle is not None:
         lines += ["# Extra trust for the authority (a corporate proxy, a private CA).",
                   f"ca_bundle = {_q(_check(_PATH, ca_bundle, '--ca-bundle'))}"]
-    lines += _gitpod_account() if gitpod else _device_code_account()
+    lines += _gitpod_account() if gitpod else _ona_account() if ona else _device_code_account()
     if azure_devops:
         lines += _azure_devops_routes(_check(_ORG, azure_devops, "--azure-devops"))
     if urls:
@@ -108,6 +109,17 @@ def _gitpod_account() -> List[str]:
         "# for this workspace's issuer, subject and audience.",
         'flow = "federated"',
         "assertion_command = [" + ", ".join(_q(word) for word in GITPOD_ASSERTION) + "]",
+    ]
+
+
+def _ona_account() -> List[str]:
+    return [
+        "# The environment proves who it is with its Ona OIDC token (`ona idp token`); Entra",
+        "# trades it for an access token. No secret and no sign-in: the app registration needs",
+        "# a federated credential for the issuer, subject and audience `credhelper init --ona`",
+        "# printed.",
+        'flow = "federated"',
+        'assertion_provider = "ona"',
     ]
 
 
@@ -192,15 +204,19 @@ def run_init(
     tenant: Optional[str] = None, client_id: Optional[str] = None, force: bool = False,
     echo: Callable[[str], None] = print, authority: Optional[str] = None,
     ca_bundle: Optional[str] = None, urls: Sequence[str] = (), scopes: Sequence[str] = (),
+    ona: bool = False, advice: Optional[Callable[[], List[str]]] = None,
 ) -> int:
-    """``credhelper init``: write the starter config; with ``gitpod``, say what to register."""
+    """``credhelper init``: write the starter config; when federated, say what to register.
+
+    ``advice`` tells what to register for a platform other than Gitpod (``init_ona``).
+    """
     if ca_bundle is not None:
         ca_bundle = os.path.abspath(os.path.expanduser(ca_bundle))
         if not os.path.isfile(ca_bundle):
             raise ConfigError(f"--ca-bundle: no such file: {ca_bundle}")
     text = render_config(azure_devops=org, gitpod=gitpod, device_code=device_code,
                          tenant=tenant, client_id=client_id, authority=authority,
-                         ca_bundle=ca_bundle, urls=urls, scopes=scopes)
+                         ca_bundle=ca_bundle, urls=urls, scopes=scopes, ona=ona)
     path = paths.config_path()
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; add --force to replace it")
@@ -212,8 +228,9 @@ def run_init(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text.encode("utf-8"), 0o600)
     echo(f"credhelper: wrote {path}")
-    if gitpod:
-        for line in _federation_advice(str(client_id)):
+    if gitpod or ona:
+        told = _federation_advice(str(client_id)) if gitpod else advice() if advice else []
+        for line in told:
             echo(line)
         echo("credhelper: next, run: credhelper start && credhelper configure all")
     else:

@@ -1,9 +1,12 @@
-"""``python -m credhelper.emulator``: run the emulator as a process, or act as a fake ``gp``.
+"""``python -m credhelper.emulator``: run the emulator as a process, or act as a platform's CLI.
 
     serve --dir D [--port-idp N] [--port-feed N] [--port-msi N]
         Serve until SIGTERM/SIGINT; writes D/emulator.json (0600) once ready.
     gp --dir D idp token --audience AUD [--subject S]
         Print a fresh workspace ID token, as Gitpod's ``gp idp token`` does.
+    ona|gitpod --dir D idp token --audience AUD [--subject S] [--decode]
+        The same from the Ona issuer, as ``ona idp token`` (formerly ``gitpod``) does; ``--decode``
+        prints the claims instead, as the real CLI's flag does.
 """
 
 import argparse
@@ -16,8 +19,11 @@ from typing import List, Optional
 
 from . import ca, jwt
 from .directory import EXCHANGE_AUDIENCE
-from .server import STATE_FILE, WORKSPACE_SUBJECT, Emulator, mint_workspace_token
+from .server import STATE_FILE, Emulator
+from .workload import SUBJECTS, mint
 
+# which issuer each fake CLI speaks for
+CLI_ISSUERS = {"gp": "workspace", "ona": "ona", "gitpod": "ona"}
 
 
 def serve(workdir: Path, idp_port: int, feed_port: int, msi_port: int) -> int:
@@ -40,15 +46,18 @@ def serve(workdir: Path, idp_port: int, feed_port: int, msi_port: int) -> int:
     return 0
 
 
-def gp_token(workdir: Path, audience: str, subject: str) -> int:
-    """Print a workspace token signed with the key the serving emulator trusts."""
+def cli_token(cli: str, workdir: Path, audience: str, subject: Optional[str],
+              decode: bool = False) -> int:
+    """Print a workload token signed with the key the serving emulator trusts."""
+    name = CLI_ISSUERS[cli]
     try:
-        issuer = json.loads((workdir / STATE_FILE).read_text())["workspace_issuer"]
+        issuer = json.loads((workdir / STATE_FILE).read_text())["workload_issuers"][name]
     except (OSError, ValueError, KeyError):
-        print("gp: no running emulator in {}".format(workdir), file=sys.stderr)
+        print("{}: no running emulator in {}".format(cli, workdir), file=sys.stderr)
         return 1
     key = jwt.SigningKey(ca.load_or_create_key(workdir / "workspace_issuer.key"))
-    print(mint_workspace_token(key, issuer, subject, audience))
+    token = mint(key, issuer, subject or SUBJECTS[name], audience)
+    print(json.dumps(jwt.decode_unverified(token)[1], indent=2) if decode else token)
     return 0
 
 
@@ -61,17 +70,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve_cmd.add_argument("--port-idp", type=int, default=0)
     serve_cmd.add_argument("--port-feed", type=int, default=0)
     serve_cmd.add_argument("--port-msi", type=int, default=0)
-    gp_cmd = commands.add_parser("gp", help="a fake `gp` CLI: gp idp token --audience AUD")
-    gp_cmd.add_argument("--dir", required=True, type=Path)
-    gp_cmd.add_argument("words", nargs=2, metavar="idp token")
-    gp_cmd.add_argument("--audience", default=EXCHANGE_AUDIENCE)
-    gp_cmd.add_argument("--subject", default=WORKSPACE_SUBJECT)
+    for cli in CLI_ISSUERS:
+        cli_cmd = commands.add_parser(cli, help=f"a fake `{cli}` CLI: {cli} idp token "
+                                                "--audience AUD")
+        cli_cmd.add_argument("--dir", required=True, type=Path)
+        cli_cmd.add_argument("words", nargs=2, metavar="idp token")
+        cli_cmd.add_argument("--audience", default=EXCHANGE_AUDIENCE)
+        cli_cmd.add_argument("--subject", default=None)
+        cli_cmd.add_argument("--decode", action="store_true")
     args = parser.parse_args(argv)
+    args.dir = args.dir.absolute()  # git runs in subdirectories of it: a relative one would miss
     if args.command == "serve":
         return serve(args.dir, args.port_idp, args.port_feed, args.port_msi)
     if args.words != ["idp", "token"]:
-        parser.error("gp supports only: idp token")
-    return gp_token(args.dir, args.audience, args.subject)
+        parser.error(f"{args.command} supports only: idp token")
+    return cli_token(args.command, args.dir, args.audience, args.subject, args.decode)
 
 
 if __name__ == "__main__":

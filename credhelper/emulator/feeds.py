@@ -1,5 +1,5 @@
 """The private feed server: git smart HTTP, a PEP 503 simple index (with PyPI's legacy upload
-API) and an npm registry.
+API), an npm registry and a cargo sparse registry.
 
 Every request needs an access token from the emulated IdP for one of the feed audiences, sent
 as Basic (any user name, the token as password) or Bearer. The log records who came and what
@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
 from . import jwt, packages, upload
+from .crates import CrateIndex
 from .npm_registry import NpmRegistry, user_of
 from .gitrepos import create_repo, http_backend
 from .idp import IdentityProvider
@@ -41,6 +42,7 @@ class FeedServer:
         self._lock = threading.Lock()
         self._python: Dict[str, Dict[str, bytes]] = {}      # normalized name -> filename -> data
         self.npm = NpmRegistry()
+        self.crates = CrateIndex()
 
     def __repr__(self) -> str:
         return "FeedServer(base={!r})".format(self.base)
@@ -62,6 +64,10 @@ class FeedServer:
     def add_npm(self, name: str, version: str) -> None:
         """Publish an npm package version (``name`` may be ``@scope/name``)."""
         self.npm.add(name, version)
+
+    def add_crate(self, name: str, version: str) -> None:
+        """Publish a library crate in the cargo sparse registry (``/cargo/``)."""
+        self.crates.add(name, version)
 
     def add_git_repo(self, name: str) -> Path:
         """Create a bare repo with a README commit; returns its path."""
@@ -129,6 +135,8 @@ class FeedServer:
             return self._pypi_upload(request)
         if area == "npm":
             return self.npm.handle(request, rest, "{}{}/npm/".format(self.base, prefix), user)
+        if area == "cargo" and request.method in ("GET", "HEAD"):
+            return self.crates.answer(unquote(rest), self.base + prefix)
         return text_response(404, "not found")
 
     def _pypi(self, rest: str) -> Response:
@@ -174,9 +182,10 @@ def _html(title: str, body: str) -> Response:
 
 
 def default_content(feeds: FeedServer) -> None:
-    """What the feed holds at start: demo.git, hello-private for pip, two npm packages."""
+    """What the feed holds at start: demo.git, hello-private for pip, two npm packages, a crate."""
     feeds.add_git_repo("demo.git")
     feeds.add_wheel("hello-private", "1.0.0")
     feeds.add_sdist("hello-private", "1.0.0")
     feeds.add_npm("hello-private", "1.0.0")
     feeds.add_npm("@contoso/hello-scoped", "1.0.0")
+    feeds.add_crate("hello-private", "1.0.0")

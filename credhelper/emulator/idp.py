@@ -19,6 +19,7 @@ from .devicelogin import devicelogin
 from .sessions import Sessions
 from .grants import devicecode_endpoint, display_name, token_endpoint, user_oid
 from .web import Request, Response, json_response, text_response
+from .workload import SUBJECTS, WorkloadIssuers
 
 
 WORKSPACE_PATH = "workspace"
@@ -42,6 +43,7 @@ class IdentityProvider:
         self._lock = threading.Lock()
         self._stopping = stopping
         self._secrets: Set[str] = set()
+        self.workload = WorkloadIssuers(workspace_key, lambda: self.base, self.remember)
 
     # -- the Python API ------------------------------------------------------------------------
     def issuer(self, tenant: str) -> str:
@@ -51,7 +53,7 @@ class IdentityProvider:
     @property
     def workspace_issuer(self) -> str:
         """The OIDC issuer standing in for the workspace (Gitpod's ``gp idp token``)."""
-        return "{}/{}".format(self.base, WORKSPACE_PATH)
+        return self.workload.issuer(WORKSPACE_PATH)
 
     def fail(self, kind: str, times: int = 1, retry_after: Optional[int] = None,
              seconds: Optional[float] = None) -> None:
@@ -137,8 +139,8 @@ class IdentityProvider:
         parts = [p for p in request.path.split("/") if p]
         if parts[:1] == ["_emulator"]:
             return self._admin(request, parts[1:])
-        if parts[:1] == [WORKSPACE_PATH]:
-            return self._workspace(parts[1:])
+        if parts and parts[0] in SUBJECTS:
+            return self.workload(request, parts)
         if parts == ["devicelogin"]:
             return devicelogin(self, request)
         if len(parts) < 2:
@@ -172,16 +174,6 @@ class IdentityProvider:
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "tenant_region_scope": "EU", "cloud_instance_name": "emulator",
         }
-
-    def _workspace(self, rest: List[str]) -> Response:
-        if rest == [".well-known", "openid-configuration"]:
-            return json_response(200, {
-                "issuer": self.workspace_issuer, "jwks_uri": self.workspace_issuer + "/keys",
-                "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"]})
-        if rest == ["keys"]:
-            return json_response(200, self.workspace_key.jwks())
-        return text_response(404, "not found")
 
     def _admin(self, request: Request, rest: List[str]) -> Response:
         try:

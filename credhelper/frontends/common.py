@@ -8,7 +8,7 @@ from .. import environment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Optional, Set, TextIO
+    from typing import Any, Callable, Optional, Set, TextIO
 
 GET_TIMEOUT = 30.0  # a first get may wait for the daemon to acquire a token from Entra
 
@@ -31,6 +31,12 @@ def starter() -> Optional[Callable[[str], bool]]:
     """
     if environment.autostart_disabled():
         return None
-    from ..autostart import ensure_daemon
 
-    return ensure_daemon
+    def start(socket_path: str, **options: Any) -> bool:
+        # imported only when nothing listens: autostart pulls in subprocess, signal and enum,
+        # milliseconds every git call would otherwise pay
+        from ..autostart import ensure_daemon
+
+        return ensure_daemon(socket_path, **options)
+
+    return start

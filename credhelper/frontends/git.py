@@ -22,6 +22,7 @@ from ..errors import (
 from .common import GET_TIMEOUT, say, starter
 
 MAX_INPUT = 64 * 1024
+_UNSAFE_VALUE = ("\n", "\r", "\0")  # in a value, these would inject protocol lines
 # Characters git's host attribute never legitimately holds; seeing one means the input is not
 # a URL we should build and send anywhere.
 _BAD_HOST_CHARS = frozenset("/\\@?#%") | frozenset(chr(c) for c in range(0x21))
@@ -74,12 +75,26 @@ def _url_parts(url: str) -> Dict[str, str]:
     return found
 
 
+def has_dot_segment(path: str) -> bool:
+    """True when a path as git hands it to a helper holds a ``.`` or ``..`` segment.
+
+    git decodes ``%2F`` and ``%2e`` before it calls a helper, so ``evil%2F..%2Fcontoso/x``
+    arrives as ``evil/../contoso/x``: it normalises into ``/contoso/`` while the request on the
+    wire goes elsewhere. git never needs a dot segment (it sends them on the wire as they are),
+    so every path that came through git (the ``entra`` helper and the cache-protocol socket) is
+    refused when it holds one. Use this one function for both.
+    """
+    return any(segment in (".", "..") for segment in path.split("/"))
+
+
 def target_url(scalars: Dict[str, str]) -> Optional[str]:
     """The https URL git is asking about, or None when it is not one we could serve."""
     if scalars.get("protocol", "").lower() != "https":
         return None
     host = scalars.get("host", "")
     if not host or any(ch in _BAD_HOST_CHARS for ch in host):
+        return None
+    if has_dot_segment(scalars.get("path", "")):
         return None
     # git hands us the path decoded; quote it back so the daemon sees a well-formed URL
     return f"https://{host}/{quote_path(scalars.get('path', '').lstrip('/'))}"
@@ -91,9 +106,37 @@ def quote_path(path: str) -> str:
                    for b in path.encode("utf-8", "surrogateescape"))
 
 
+def render(pairs: List[Tuple[str, str]]) -> bytes:
+    """``key=value`` lines as git reads them from a helper."""
+    return "".join(f"{key}={value}\n" for key, value in pairs).encode("utf-8")
+
+
 def _emit(stdout: BinaryIO, pairs: List[Tuple[str, str]]) -> None:
-    stdout.write("".join(f"{key}={value}\n" for key, value in pairs).encode("utf-8"))
+    stdout.write(render(pairs))
     stdout.flush()
+
+
+def credential_pairs(reply: Dict[str, object], lists: Dict[str, List[str]]
+                     ) -> Optional[List[Tuple[str, str]]]:
+    """What git is told for a granted ``get`` reply; None when the credential is unusable.
+
+    Both git paths answer through this: the ``entra`` helper and the daemon's cache-protocol
+    socket.
+    """
+    username, token = reply.get("username"), reply.get("token")
+    if not isinstance(username, str) or not isinstance(token, str) or not token or any(
+        bad in value for value in (username, token) for bad in _UNSAFE_VALUE
+    ):
+        return None  # a newline would let the value inject protocol lines; never pass it on
+    expires_on = reply.get("expires_on")
+    expiry = [("password_expiry_utc", str(int(expires_on)))] if isinstance(
+        expires_on, (int, float)) and not isinstance(expires_on, bool) else []
+    if "authtype" in lists.get("capability", []):
+        # git >= 2.46 sends the pre-encoded credential as-is; ephemeral keeps it out of
+        # every storing helper.
+        return [("capability[]", "authtype"), ("authtype", "Bearer"),
+                ("credential", token), ("ephemeral", "1")] + expiry
+    return [("username", username), ("password", token)] + expiry
 
 
 def _get(url: str, lists: Dict[str, List[str]], stdout: BinaryIO, stderr: TextIO,
@@ -124,17 +167,11 @@ def _get(url: str, lists: Dict[str, List[str]], stdout: BinaryIO, stderr: TextIO
         say(stderr, exc.message)
         return 0
 
-    username, token = reply["username"], reply["token"]  # checked by Client.get
-    expires_on = reply.get("expires_on")
-    expiry = [("password_expiry_utc", str(int(expires_on)))] if isinstance(
-        expires_on, (int, float)) and not isinstance(expires_on, bool) else []
-    if "authtype" in lists.get("capability", []):
-        # git >= 2.46 sends the pre-encoded credential as-is; ephemeral keeps it out of
-        # every storing helper.
-        _emit(stdout, [("capability[]", "authtype"), ("authtype", "Bearer"),
-                       ("credential", token), ("ephemeral", "1")] + expiry)
-    else:
-        _emit(stdout, [("username", username), ("password", token)] + expiry)
+    pairs = credential_pairs(reply, lists)
+    if pairs is None:  # Client.get checked already; this stays for the git socket's sake
+        say(stderr, "the daemon returned an unusable credential; nothing sent to git")
+        return 0
+    _emit(stdout, pairs)
     return 0
 
 

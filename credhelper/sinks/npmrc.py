@@ -158,6 +158,7 @@ class NpmrcSink:
 
     def write(self, tokens: Mapping[str, str]) -> None:
         """Set the token of each given registry (others keep theirs) and update the file."""
+        paths.refuse_checkout(self.path, f"{self.name} config with tokens")
         update = {}
         for url, token in tokens.items():
             key = registry_key(url)
@@ -189,7 +190,8 @@ class NpmrcSink:
             text = self._read()
             if text is not None:
                 stray = self._stray_lines()
-                kept = without_block(render(text, [], stray) if stray else text)
+                cleaned = self._clean(text)
+                kept = without_block(render(cleaned, [], stray) if stray else cleaned)
                 if not kept and self._created:
                     self.path.unlink()
                 elif kept != text:
@@ -241,6 +243,11 @@ class NpmrcSink:
     def _check(self, text: str) -> None:
         """Raise when the file, outside the block, rules out writing the block."""
 
+    def _clean(self, text: str) -> str:
+        """``text`` without what a tool's own rewrite left of our block outside the markers
+        (npm's case is the stray lines ``render`` drops)."""
+        return text
+
     def _sync(self) -> None:
         """Make the file hold the current block (called with the lock held)."""
         if not self.enabled():
@@ -251,8 +258,9 @@ class NpmrcSink:
         if text is None:
             self._created = True
             text = ""
-        self._check(without_block(text))
-        new = render(text, lines, self._stray_lines())
+        cleaned = self._clean(text)
+        self._check(without_block(cleaned))
+        new = render(cleaned, lines, self._stray_lines())
         for key, token in self._tokens.items():
             recent = self._recent.setdefault(key, [])
             if token not in recent:

@@ -16,9 +16,10 @@ from typing import Callable, List, Optional
 
 from ..config import Config
 from ..errors import ConfigError
-from .npmrc import NpmrcSink
+from .npmrc import BEGIN, END, NpmrcSink
 
 _OWN_REGISTRIES = re.compile(r"^npmRegistries\s*:", re.M)
+_TOKEN_VALUE = re.compile(r"""^\s+npmAuthToken:\s*["']?([^"'\s]+)["']?\s*$""")
 # Entra tokens are JWTs: base64url and dots. Anything else would need YAML escaping; refuse it.
 _YAML_SAFE = re.compile(r"[A-Za-z0-9._~+/=-]+\Z")
 
@@ -65,4 +66,30 @@ class YarnrcSink(NpmrcSink):
                               "block beside it (move those entries into a project .yarnrc.yml)")
 
     def _stray_lines(self) -> List[str]:
-        return []  # `yarn config set` drops our markers; _check then refuses rather than guess
+        return []  # yarn's rewrite moves whole sections, not lines: see _clean
+
+    def _clean(self, text: str) -> str:
+        """Drop a top-level ``npmRegistries`` outside the markers that holds a token we wrote:
+        ``yarn config set -H`` re-serialises the file, dropping comments (so our markers)."""
+        recent = {token for tokens in self._recent.values() for token in tokens}
+        if not recent:
+            return text
+        lines = text.splitlines(keepends=True)
+        out: List[str] = []
+        index, inside = 0, False
+        while index < len(lines):
+            line = lines[index]
+            inside = (inside or line.startswith(BEGIN)) and not line.startswith(END)
+            if inside or not _OWN_REGISTRIES.match(line):
+                out.append(line)
+                index += 1
+                continue
+            end = index + 1
+            while end < len(lines) and (lines[end][:1] in (" ", "\t") or not lines[end].strip()):
+                end += 1
+            section = lines[index:end]
+            values = {m.group(1) for m in map(_TOKEN_VALUE.match, section) if m}
+            if not (values and values <= recent):
+                out.extend(section)  # someone's own registries: _check refuses beside them
+            index = end
+        return "".join(out)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ... import paths
 from ...routing import Router, redact_url
-from ..configure import GIT_HELPER
+from ..configure import GIT_HELPER, git_helpers
 from .report import FAIL, OK, SKIP, WARN, Check, Context, jwt_expiry
 
 # git helpers that keep what they are given: placed next to ours they would hold a copy of
@@ -66,14 +66,18 @@ def helper_chain(entries: List[Tuple[str, str, str]], origin: str) -> List[Tuple
 
 
 def _chain_problem(chain: List[Tuple[str, str]]) -> Optional[str]:
-    names = [_helper_name(value) for _, value in chain]
+    # git's cache client pointed at the daemon's git socket stores nothing: the daemon answers
+    helpers = git_helpers()
+    names = [GIT_HELPER if value == helpers[-1] else
+             "credhelper-git-socket" if value in helpers[1:-1] else _helper_name(value)
+             for _, value in chain]
     if GIT_HELPER not in names:
         return "git does not ask credhelper (helpers: {})".format(", ".join(names) or "none")
     ours = names.index(GIT_HELPER)
-    for index, (scope, value) in enumerate(chain):
-        if _helper_name(value) in STORING:
+    for index, (scope, _) in enumerate(chain):
+        if names[index] in STORING:
             where = "before" if index < ours else "after"
-            return (f"{_helper_name(value)!r} ({scope} config) comes {where} credhelper: "
+            return (f"{names[index]!r} ({scope} config) comes {where} credhelper: "
                     + ("its stored password wins over our token" if where == "before"
                        else "git would hand it our token to store"))
     return None
