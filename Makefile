@@ -26,7 +26,7 @@ JS_STAMP := .tools/.js-$(NPM_VERSION)-$(YARN_VERSION)-$(BERRY_VERSION)-$(BUN_VER
 OLD_PIP_VERSION := 23.3.2
 OLD_PIP_WHEEL   := .tools/pip/pip-$(OLD_PIP_VERSION)-py3-none-any.whl
 
-.PHONY: demo test test-fast bench fleet clean deps
+.PHONY: demo test test-fast bench stress fleet clean deps
 
 # pip's own lines (Collecting, Installing) are the progress of the ~30 s first install.
 $(STAMP): setup.cfg setup.py pyproject.toml
@@ -86,6 +86,12 @@ test-fast: $(STAMP)
 
 bench: $(STAMP) $(JS_STAMP) fleet
 	$(PY) benchmarks/run.py
+
+# The long forms of tests/test_stress.py (make test runs the short ones): 100,000 fuzz inputs
+# over the socket, the git helper and the keyring backend; 500 clients for 60 s. Prints the
+# figures the README's Hardening section reports.
+stress: $(STAMP)
+	CREDHELPER_STRESS=long $(PY) -m pytest tests/test_stress.py -q -p no:cacheprovider
 
 # A simulated workday of 10,000 workspaces on credhelper's refresh arithmetic; writes docs/fleet.png.
 fleet: $(STAMP)

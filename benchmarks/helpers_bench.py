@@ -5,9 +5,10 @@ each beside ``git-credential-entra`` answering the same warm ``get`` in the same
 import json
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 from harness import BIN, Workspace
 from stats import median_ms, percentile, table, time_runs
@@ -46,6 +47,10 @@ def bench_helpers(ws: Workspace, runs: int = 30) -> None:
     git_query = f"protocol=https\nhost={host}\npath=git/demo.git\n\n"
     import credhelper.frontends.git_main as git_main
 
+    # the provider script as `configure cargo` writes it, in this workspace's state dir
+    ws.env["CARGO_HOME"] = str(ws.root / "cargo-home")
+    ws.credhelper("configure", "cargo")
+    cargo_script = str(ws.state_dir / "cargo-credential-entra")
     helpers = [
         ("git helper as `configure git` runs it: python -I -S git_main.py get (reference)",
          [sys.executable, "-I", "-S", git_main.__file__, "get"], git_query),
@@ -53,10 +58,22 @@ def bench_helpers(ws: Workspace, runs: int = 30) -> None:
          git_query),
         ("docker-credential-entra get", [str(BIN / "docker-credential-entra"), "get"],
          em.registry_host),
-        ("cargo-credential-entra, hello + one get",
+        ("cargo provider as `configure cargo` writes it (python -IS script), hello + one get",
+         [cargo_script, "--cargo-plugin"], cargo_request),
+        ("cargo-credential-entra (console script), hello + one get",
          [str(BIN / "cargo-credential-entra"), "--cargo-plugin"], cargo_request),
     ]
-    samples = {name: time_runs(_process(ws, cmd, stdin), runs) for name, cmd, stdin in helpers}
+    # Interleaved (one run of each helper per round), so a noisy machine's load drifts over
+    # every row alike instead of landing on whichever ran at the wrong moment.
+    calls = [(name, _process(ws, cmd, stdin)) for name, cmd, stdin in helpers]
+    samples: Dict[str, List[float]] = {name: [] for name, _ in calls}
+    for _, call in calls:
+        call()  # warm-up
+    for _ in range(runs):
+        for name, call in calls:
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
     reference = median_ms(samples[helpers[0][0]])
     rows = [[name, f"{median_ms(s):.1f}", f"{percentile(s, 90):.1f}",
              f"{median_ms(s) / reference:.2f}x"] for name, s in samples.items()]

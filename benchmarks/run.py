@@ -302,12 +302,12 @@ def main() -> int:
             if only == "throughput":  # a quick loop while tuning the daemon
                 bench_throughput(ws)
                 return 0
-            if only == "git":
-                bench_git(ws)
-                return 0
             if only == "helpers":  # docker, cargo, Azure beside the git helper
                 from helpers_bench import bench_helpers
                 bench_helpers(ws)
+                return 0
+            if only == "git":
+                bench_git(ws)
                 return 0
             if only == "daemon":  # the rows issue 10 added for the daemon
                 bench_scale(root, em)

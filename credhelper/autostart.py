@@ -89,7 +89,7 @@ def _spawn(socket_path: Path, command: Optional[Sequence[str]]) -> Optional[subp
     An inherited stdout would make git wait for the daemon to exit before it reads our answer;
     the daemon's early output (a traceback before its logging starts) goes to the state dir.
     """
-    env = dict(os.environ)
+    env = paths.tool_environment(dict(os.environ))
     env["CREDHELPER_SOCKET"] = str(socket_path)  # the daemon must bind where we will look
     try:
         argv = list(command) if command else daemon_command()

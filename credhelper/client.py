@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import _socket as socket  # socket.py pulls in selectors and enum: ~25 ms on every git call
+import stat
+import struct
+import time
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Optional, Union
@@ -14,9 +17,50 @@ if TYPE_CHECKING:
     Starter = Callable[[str], bool]  # starts a daemon on this socket path; True when one answers
 
 from . import paths, protocol
-from .errors import CredhelperError, DaemonUnavailable, from_wire
+from .errors import CredhelperError, DaemonUnavailable, ForeignSocket, from_wire
 
 DEFAULT_TIMEOUT = 10.0
+# Replies may be larger than requests: a status with hundreds of routes runs past 64 KiB.
+MAX_REPLY = 16 * 1024 * 1024
+_UCRED = struct.Struct("3i")
+
+
+def foreign_reason(socket_path: str) -> Optional[str]:
+    """Why the socket's directory cannot be trusted as our own, or None when it is ours and 0700.
+
+    Another user who can create the socket first (a shared ``XDG_RUNTIME_DIR`` or
+    ``CREDHELPER_SOCKET``) would receive every URL we ask about and answer with tokens of its
+    choosing; a directory only we can enter rules that out before we connect.
+    """
+    directory = os.path.dirname(os.path.abspath(socket_path))
+    try:
+        info = os.lstat(directory)
+    except OSError:
+        return None  # nothing there yet: connect() says so (and autostart makes it ours)
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{directory} is not a directory"
+    if info.st_uid != os.getuid():
+        return f"its directory {directory} belongs to uid {info.st_uid}, not to you"
+    if info.st_mode & 0o077:
+        return (f"its directory {directory} is open to other users "
+                f"(mode {stat.S_IMODE(info.st_mode):o}); run: chmod 700 {directory}")
+    return None
+
+
+def ours_listening(socket_path: str) -> bool:
+    """True when a process of our own user listens at ``socket_path`` in a private directory."""
+    try:
+        Client(socket_path, timeout=2.0)._connect_once(2.0).close()
+    except DaemonUnavailable:
+        return False
+    return True
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process on the other end of a connected Unix socket (SO_PEERCRED)."""
+    return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))[1]
+
+
 _UNSAFE = ("\r", "\n", "\0")
 
 
@@ -40,7 +84,7 @@ class Client:
             try:
                 sock.sendall(protocol.encode(message))
                 sock.shutdown(socket.SHUT_WR)
-                data = protocol.read_message(sock)
+                data = protocol.read_message(sock, limit=MAX_REPLY)
             except socket.timeout as exc:
                 raise DaemonUnavailable(f"the daemon did not answer {op!r} in time") from exc
             except OSError as exc:
@@ -49,7 +93,7 @@ class Client:
             sock.close()
         if not data:
             raise DaemonUnavailable("the daemon closed the connection without answering")
-        return protocol.decode(data)
+        return protocol.decode(data, limit=MAX_REPLY)
 
     def _connect(self, timeout: float) -> socket.socket:
         """A connected socket; with a ``starter``, start the daemon once when nothing listens."""
@@ -65,10 +109,13 @@ class Client:
         return self._connect_once(timeout)
 
     def _connect_once(self, timeout: float) -> socket.socket:
+        reason = foreign_reason(self.socket_path)
+        if reason is not None:
+            raise ForeignSocket(f"refusing the daemon socket {self.socket_path}: {reason}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
-            sock.connect(self.socket_path)
+            self._connect_patiently(sock, timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise DaemonUnavailable(
@@ -80,7 +127,30 @@ class Client:
             raise DaemonUnavailable(
                 f"cannot reach the daemon at {self.socket_path}: {exc.strerror or exc}"
             ) from exc
+        # The directory check above cannot see a socket swapped in after it: the kernel's word
+        # on who listens is the one that counts, and it is asked before a byte is sent.
+        uid = peer_uid(sock)
+        if uid != os.getuid():
+            sock.close()
+            raise ForeignSocket(f"refusing the daemon socket {self.socket_path}: "
+                                f"the process on it runs as uid {uid}, not as you")
         return sock
+
+    def _connect_patiently(self, sock: socket.socket, timeout: float) -> None:
+        # A Unix socket with a timeout is non-blocking inside: when the daemon's accept queue is
+        # full, connect() fails with EAGAIN at once instead of waiting. A burst of clients is
+        # not an outage; wait for room, within our timeout.
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                sock.connect(self.socket_path)
+                return
+            except BlockingIOError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     def call(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
         """Send one request; a failed reply is raised as the matching ``CredhelperError``."""

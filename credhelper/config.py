@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import routing
+from . import paths, routing
 from .routing import DuplicateRoute, Route
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
 from .tomlpos import Locator, PathPart
@@ -97,6 +97,9 @@ class Config:
 def load(path: Path) -> Config:
     """Read and validate the config file at ``path``."""
     path = Path(os.path.expanduser(str(path)))
+    loose = paths.loose_config(path)
+    if loose is not None:
+        raise ConfigError(loose)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -119,7 +122,12 @@ def parse(text: str, path: Path) -> Config:
         if found:
             message = f"{message[:found.start()]} (column {found.group(2)})"
         raise ConfigError(f"{path}:{line}: invalid TOML: {message}") from exc
-    return _Checker(text, Path(path)).check(doc)
+    except RecursionError as exc:  # tomllib recurses once per level of nesting
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from exc
+    try:
+        return _Checker(text, Path(path)).check(doc)
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply") from exc
 
 
 def key_name(where: Tuple[PathPart, ...]) -> str:

@@ -21,6 +21,7 @@ from .auth.base import Token
 from .clock import SystemClock
 from .errors import AuthFailed, ConfigError, CredhelperError
 from .gitcache import CacheServer, bind_cache_socket
+from .hardening import harden_process
 from .keystore import choose_keystore
 from .listener import Peer, SocketServer, bind_unix
 from .logs import AuditLog, setup_logging
@@ -46,8 +47,11 @@ class Daemon:
         self.state_dir = state_dir or paths.state_dir()
         self.socket_path = socket_path or paths.socket_path()
         self._lock = threading.RLock()
+        paths.refuse_checkout(self.state_dir, "state directory")
+        paths.refuse_checkout(self.socket_path, "socket")
         paths.ensure_private_dir(self.state_dir)
         setup_logging(self.state_dir, foreground)
+        harden_process()  # before the vault puts a refresh token in memory
         config = config_mod.load(self.config_path)
         clock = clock or SystemClock()
         keystore = choose_keystore(self.state_dir)
@@ -238,8 +242,8 @@ class Daemon:
         try:
             new = config_mod.load(self.config_path)
             router = Router(new.routes)
-        except ConfigError as exc:
-            core.reload_error = exc.message
+        except ConfigError as exc:  # every reason a file is refused, deep nesting included
+            core.reload_error = exc.message  # status shows it until a reload succeeds
             log.error("config reload refused, keeping the running config: %s", exc.message)
             raise
         with self._lock:

@@ -14,6 +14,7 @@
     ├── Forbidden                   forbidden        (peer is not our uid)
     ├── VaultError                  vault_error
     └── DaemonUnavailable           daemon_unavailable (client side only)
+        └── ForeignSocket           foreign_socket   (socket not provably our own daemon's)
 
 Foreign errors (msal error dicts, InvalidTag, OSError) are translated at the boundary with
 ``raise ... from exc``. Messages are one line and never contain token material.
@@ -123,12 +124,18 @@ class DaemonUnavailable(CredhelperError):
     code = "daemon_unavailable"
 
 
+class ForeignSocket(DaemonUnavailable):
+    """The socket's directory or the process listening on it is not the user's own."""
+
+    code = "foreign_socket"
+
+
 _BY_CODE: Dict[str, Type[CredhelperError]] = {
     cls.code: cls
     for cls in (
         CredhelperError, ConfigError, RequestError, NoRoute, AmbiguousRoute, NotSignedIn,
         AuthFailed, Throttled, IdpUnavailable, LoginFailed, Busy, Forbidden, VaultError,
-        DaemonUnavailable,
+        DaemonUnavailable, ForeignSocket,
     )
 }
 

@@ -14,7 +14,9 @@ from typing import Any, Optional, Tuple
 
 from .atomic import fsync_dir
 from .errors import VaultError
-from .vault import KEY_SIZE, Keystore, private_dir, temp_name, unlink_quietly, why, write_all
+from .vault import (
+    KEY_SIZE, Keystore, private_dir, remove_orphans, temp_name, unlink_quietly, why, write_all,
+)
 
 SERVICE = "credhelper"
 USERNAME = "cache-key"
@@ -29,6 +31,8 @@ class KeyFileStore:
 
     def get_key(self, create: bool = False) -> Optional[bytes]:
         """Read the key; with ``create`` make it first when the file does not exist."""
+        if create:  # a save: sweep the temp copies of a key a killed process was writing
+            remove_orphans(self.path)
         key = self._read()
         if key is None and create:
             self._create()

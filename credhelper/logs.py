@@ -6,12 +6,20 @@ Nothing here should ever see a token, but a redaction filter is cheap insurance 
 
 import json
 import logging
+import logging.handlers
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
+
+# Caps on what the logs keep: the current file and this many older ones, each up to the size.
+DAEMON_LOG_BYTES = 5 * 1024 * 1024
+DAEMON_LOG_KEEP = 2
+AUDIT_LOG_BYTES = 10 * 1024 * 1024  # an audit line is ~200 bytes: some 50,000 requests
+AUDIT_LOG_KEEP = 1
 
 # JWTs (three base64url parts, the first starting with '{"' encoded) and long opaque secrets.
 _SECRET_SHAPES = re.compile(
@@ -40,7 +48,15 @@ def open_private(path: Path) -> Any:
     return os.fdopen(fd, "a", buffering=1, encoding="utf-8")
 
 
-def setup_logging(state_dir: Path, foreground: bool, level: int = logging.INFO) -> None:
+class PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
+    """A size-capped log whose files are born 0600 (the state directory's rule)."""
+
+    def _open(self) -> Any:
+        return open_private(Path(self.baseFilename))
+
+
+def setup_logging(state_dir: Path, foreground: bool, level: int = logging.INFO,
+                  max_bytes: int = DAEMON_LOG_BYTES) -> None:
     """Send the ``credhelper`` logger to ``state_dir/daemon.log`` and, in the foreground, stderr."""
     logger = logging.getLogger("credhelper")
     logger.setLevel(level)
@@ -49,7 +65,9 @@ def setup_logging(state_dir: Path, foreground: bool, level: int = logging.INFO) 
         logger.removeHandler(handler)
         handler.close()
     formatter = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = [logging.StreamHandler(open_private(state_dir / "daemon.log"))]
+    handlers: List[logging.Handler] = [PrivateRotatingHandler(
+        state_dir / "daemon.log", maxBytes=max_bytes, backupCount=DAEMON_LOG_KEEP,
+        encoding="utf-8")]
     if foreground:
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:
@@ -64,13 +82,28 @@ class AuditLog:
     the kernel keeps concurrent appends whole, no lock and no Python file buffer are needed. Only
     string values are run through ``redact`` (the numbers and keys are ours), which costs a
     fraction of scanning the whole line.
+
+    At ``max_bytes`` the file becomes ``audit.log.1`` (the one before it goes) and a new one
+    starts. Only the writer that crosses the line takes a lock; a descriptor swapped out stays
+    open until the next rotation, so a write racing the swap lands whole in the older file.
     """
 
-    def __init__(self, path: Optional[Path]) -> None:
+    def __init__(self, path: Optional[Path], max_bytes: int = AUDIT_LOG_BYTES) -> None:
+        self._path = path
+        self._max = max_bytes
         self._fd: Optional[int] = None
+        self._retired: Optional[int] = None
+        self._rotating = threading.Lock()
+        self._size = 0
         if path is not None:
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-            os.fchmod(self._fd, 0o600)
+            self._fd = self._open(path)
+            self._size = os.fstat(self._fd).st_size
+
+    @staticmethod
+    def _open(path: Path) -> int:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)
+        return fd
 
     def write(self, **fields: Any) -> None:
         """Append one record; failures to write are logged, never raised at a client."""
@@ -82,15 +115,37 @@ class AuditLog:
             record[key] = redact(value) if isinstance(value, str) else value
         line = _dumps(record) + "\n"
         try:
-            os.write(fd, line.encode("utf-8", "backslashreplace"))
+            self._size += os.write(fd, line.encode("utf-8", "backslashreplace"))
         except OSError as exc:
             logging.getLogger("credhelper.audit").warning("cannot write the audit log: %s", exc)
+        if self._size >= self._max:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        if not self._rotating.acquire(blocking=False):
+            return  # another writer is rotating
+        try:
+            if self._size < self._max or self._path is None or self._fd is None:
+                return
+            path = self._path
+            os.replace(path, f"{path}.1")
+            fresh = self._open(path)
+            if self._retired is not None:
+                os.close(self._retired)
+            self._retired, self._fd, self._size = self._fd, fresh, 0
+        except OSError as exc:
+            self._size = 0  # try again after another max_bytes, not on every line
+            logging.getLogger("credhelper.audit").warning("cannot rotate the audit log: %s", exc)
+        finally:
+            self._rotating.release()
 
     def close(self) -> None:
         """Close the file."""
         fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        retired, self._retired = self._retired, None
+        for one in (fd, retired):
+            if one is not None:
+                os.close(one)
 
 
 # One encoder for every line: json.dumps with any keyword argument builds a new one per call.

@@ -21,6 +21,11 @@ OPS = frozenset({
     "ping", "get", "invalidate", "status", "login_start", "login_wait", "logout", "reload", "stop",
     "registry_get",
 })
+# The type each known request field must have when present; unknown fields are ignored.
+_FIELDS = {
+    "v": (int,), "op": (str,), "url": (str,), "for": (str,), "token": (str,), "account": (str,),
+    "wait": (int, float), "cancel": (bool,),
+}
 
 
 _ENCODER = None  # built once, on first use: json.dumps(**kw) builds a new encoder per call
@@ -38,10 +43,10 @@ def encode(message: Dict[str, Any]) -> bytes:
     return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
-def decode(data: bytes) -> Dict[str, Any]:
+def decode(data: bytes, limit: int = MAX_MESSAGE) -> Dict[str, Any]:
     """Parse one message; anything but a JSON object is a ``RequestError``."""
-    if len(data) > MAX_MESSAGE:
-        raise RequestError(f"message larger than {MAX_MESSAGE} bytes")
+    if len(data) > limit:
+        raise RequestError(f"message larger than {limit} bytes")
     try:
         text = data.decode("utf-8")
         message = flatjson.loads(text)
@@ -50,6 +55,8 @@ def decode(data: bytes) -> Dict[str, Any]:
             message = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestError("message is not a JSON object") from exc
+    except RecursionError as exc:  # JSON nested a thousand deep
+        raise RequestError("message is nested too deeply") from exc
     if not isinstance(message, dict):
         raise RequestError("message is not a JSON object")
     return message
@@ -58,12 +65,27 @@ def decode(data: bytes) -> Dict[str, Any]:
 def parse_request(data: bytes) -> Dict[str, Any]:
     """Decode a request and check its version and op."""
     request = decode(data)
+    for key, types in _FIELDS.items():
+        value = request.get(key)
+        # bool is an int to Python, never a version, a number of seconds or a string
+        if value is not None and (not isinstance(value, types) or (
+                isinstance(value, bool) and bool not in types)):
+            raise RequestError(f"{key!r} must be {_KIND[types]}")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate, from a \ud800 escape
+                raise RequestError(f"{key!r} is not valid Unicode text") from exc
     if request.get("v", VERSION) != VERSION:
         raise RequestError(f"unsupported protocol version {request.get('v')!r}")
     op = request.get("op")
     if op not in OPS:
         raise RequestError(f"unknown op {str(op)[:40]!r}")
     return request
+
+
+_KIND = {(int,): "an integer", (str,): "a string", (int, float): "a number",
+         (bool,): "true or false"}
 
 
 def read_message(sock: _socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:

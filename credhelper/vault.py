@@ -125,7 +125,7 @@ class Vault:
         blob = HEADER + nonce + AESGCM(key).encrypt(nonce, data, HEADER)
         directory = self.path.parent
         private_dir(directory)
-        self._remove_orphans()
+        remove_orphans(self.path)
         tmp = temp_name(self.path)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -159,15 +159,19 @@ class Vault:
         log.warning("%s", self.problem)
         return None
 
-    def _remove_orphans(self) -> None:
-        # temp files of a process killed mid-write; a live writer's (another pid) are left alone
-        for orphan in self.path.parent.glob(f".{self.path.name}.tmp-*"):
-            try:
-                pid = int(orphan.name.rsplit("-", 2)[-2])
-            except ValueError:
-                continue
-            if pid != os.getpid() and not _alive(pid):
-                unlink_quietly(orphan)
+
+def remove_orphans(path: Path) -> None:
+    """Delete the temp files (``temp_name``) of processes killed while writing ``path``.
+
+    A live writer's (another pid) are left alone.
+    """
+    for orphan in path.parent.glob(f".{path.name}.tmp-*"):
+        try:
+            pid = int(orphan.name.rsplit("-", 2)[-2])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            unlink_quietly(orphan)
 
 
 def _alive(pid: int) -> bool:

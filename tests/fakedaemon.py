@@ -90,7 +90,10 @@ class FakeDaemon:
                     reply = self._answer(request)
                 except CredhelperError as exc:
                     reply = protocol.error_reply(exc)
-                conn.sendall(protocol.encode(reply))
+                try:
+                    conn.sendall(protocol.encode(reply))
+                except OSError:
+                    pass  # the client left without reading (a keyring priority probe does)
 
     def _answer(self, request: Dict[str, Any]) -> Dict[str, Any]:
         op = request["op"]

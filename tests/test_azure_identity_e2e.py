@@ -159,3 +159,17 @@ def test_configure_azure_lets_a_new_shell_find_the_endpoint(aws: Workspace) -> N
     assert json.loads(done.stdout.strip().splitlines()[-1])["aud"] == "https://management.azure.com"
     aws.credhelper("configure", "azure", "--remove")
     assert bashrc.read_text() == "# mine\nexport FOO=1\n"
+
+
+def test_doctor_finds_the_endpoint(aws: Workspace) -> None:
+    done = aws.credhelper("doctor", "--json", check=False, cwd=str(aws.root))
+    [found] = [c for c in json.loads(done.stdout)["checks"] if c["name"] == "azure"]
+    assert found["status"] == "ok" and "azure-identity.env" in found["message"]
+    assert sdk_env(aws)["IDENTITY_HEADER"] not in done.stdout
+
+
+def test_status_shows_the_endpoint_but_not_the_header(aws: Workspace) -> None:
+    out = aws.credhelper("status").stdout
+    env = sdk_env(aws)
+    assert env["IDENTITY_ENDPOINT"] in out and MANAGEMENT in out
+    assert env["IDENTITY_HEADER"] not in out

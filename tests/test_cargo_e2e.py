@@ -113,11 +113,17 @@ def test_configure_cargo_keeps_the_rest_and_removes_exactly(cws: Workspace) -> N
     out = cws.credhelper("configure", "cargo").stdout
     assert "global-credential-providers" in out
     doc = tomllib.loads(path.read_text())
-    assert doc["registry"]["global-credential-providers"] == ["cargo:token", PROVIDER]
+    default, ours = doc["registry"]["global-credential-providers"]
+    # the provider runs as configure git's helper does: python -IS, no site, no shim
+    script = Path(ours)
+    assert default == "cargo:token" and script.parent == cws.state_dir
+    assert script.read_text().startswith("#!") and " -IS\n" in script.read_text().splitlines(True)[0]
+    assert script.stat().st_mode & 0o777 == 0o700
     assert doc["net"] == {"retry": 3} and path.read_text().startswith(before)
     assert "already configured" in cws.credhelper("configure", "cargo").stdout
     cws.credhelper("configure", "cargo", "--remove")
     assert tomllib.loads(path.read_text()) == tomllib.loads(before + "\n[registry]\n")
+    assert not script.exists()
 
 
 @needs_cargo
@@ -155,4 +161,20 @@ def test_configure_all_takes_cargo_only_for_a_routed_registry(cws: Workspace) ->
     path.write_text(f'[registries.entra]\nindex = "{cws.em.cargo_index}"\n')
     cws.credhelper("configure", "all")
     assert "global-credential-providers" in path.read_text()
+    cws.credhelper("configure", "cargo", "--remove")
+
+
+def test_doctor_says_when_a_routed_registry_has_no_provider(cws: Workspace) -> None:
+    path = Path(cws.env["CARGO_HOME"]) / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[registries.entra]\nindex = "{cws.em.cargo_index}"\n')
+
+    def cargo_check() -> Dict[str, Any]:
+        done = cws.credhelper("doctor", "--json", check=False, cwd=str(cws.root))
+        [found] = [c for c in json.loads(done.stdout)["checks"] if c["name"] == "cargo"]
+        return found
+
+    assert cargo_check()["fix"] == "run: credhelper configure cargo"
+    cws.credhelper("configure", "cargo")
+    assert cargo_check()["status"] == "ok"
     cws.credhelper("configure", "cargo", "--remove")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 from credhelper import protocol
 from credhelper.errors import NoRoute, RequestError
 from harness import Workspace
+from users import as_user, needs_root, user
 
 
 def raw(ws: Workspace, data: bytes, half_close: bool = True) -> bytes:
@@ -222,24 +222,10 @@ def _read_all(sock: socket.socket) -> bytes:
         chunks.append(chunk)
 
 
-def _user(name: str) -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        name], check=True, capture_output=True)
-        return pwd.getpwnam(name)
-
-
-def _as_user(user: pwd.struct_passwd, cmd: list, **kw) -> subprocess.Popen:
-    return subprocess.Popen(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                             "--clear-groups", *cmd], **kw)
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+@needs_root
 def test_peer_of_another_uid_is_refused_even_when_file_modes_allow(ws: Workspace) -> None:
-    owner = _user("credhelper-t1")
-    stranger = _user("credhelper-t2")
+    owner = user("credhelper-t1")
+    stranger = user("credhelper-t2")
     # A world-readable copy of the code, so the test users can run it wherever CI cloned us.
     shared = Path("/tmp") / f"credhelper-peer-{uuid.uuid4().hex[:8]}"
     shared.mkdir(mode=0o755)
@@ -261,7 +247,7 @@ def test_peer_of_another_uid_is_refused_even_when_file_modes_allow(ws: Workspace
         env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(site),
                "CREDHELPER_CONFIG": str(config), "CREDHELPER_SOCKET": str(sock),
                "CREDHELPER_STATE_DIR": str(home / "state")}
-        daemon = _as_user(owner, ["/usr/bin/python3", "-m", "credhelper", "daemon"], env=env,
+        daemon = as_user(owner, ["/usr/bin/python3", "-m", "credhelper", "daemon"], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60  # a cold /usr/bin/python3 on a busy 2-core machine
@@ -289,15 +275,20 @@ def test_peer_of_another_uid_is_refused_even_when_file_modes_allow(ws: Workspace
             probe = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
                      "s.sendall(b'{\"v\":1,\"op\":\"ping\"}\\n'); s.shutdown(socket.SHUT_WR); "
                      "print(b''.join(iter(lambda: s.recv(4096), b'')).decode())")
-            other = _as_user(stranger, ["/usr/bin/python3", "-c", probe, str(sock)],
+            other = as_user(stranger, ["/usr/bin/python3", "-c", probe, str(sock)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"PATH": "/usr/bin"})
             out, err = other.communicate(timeout=20)
             assert json.loads(out)["code"] == "forbidden", err
             # and the owner itself is served
-            own = _as_user(owner, ["/usr/bin/python3", "-c", probe, str(sock)],
+            own = as_user(owner, ["/usr/bin/python3", "-c", probe, str(sock)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"PATH": "/usr/bin"})
             out, err = own.communicate(timeout=20)
             assert json.loads(out)["ok"] is True, err
+            # no core file, and not dumpable: its /proc entries (mem, environ) belong to root
+            limits = (Path("/proc") / str(daemon.pid) / "limits").read_text()
+            assert [line.split()[4:6] for line in limits.splitlines()
+                    if line.startswith("Max core file size")] == [["0", "0"]]
+            assert (Path("/proc") / str(daemon.pid) / "environ").stat().st_uid == 0
             audit = (home / "state" / "audit.log").read_text().splitlines()
             refused = [json.loads(line) for line in audit if '"refused"' in line]
             assert {r["uid"] for r in refused} == {0, stranger.pw_uid}

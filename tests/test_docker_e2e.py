@@ -162,3 +162,26 @@ def test_a_registry_that_refuses_the_exchange_is_one_line_and_the_daemon_lives(w
     assert "refused the token exchange (HTTP 404" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert ws.client().ping()
+
+
+def doctor_checks(ws: Workspace, name: str) -> List[Dict[str, Any]]:
+    """The `credhelper doctor --json` findings called ``name``."""
+    done = ws.credhelper("doctor", "--json", check=False, cwd=str(ws.root))
+    return [c for c in json.loads(done.stdout)["checks"] if c["name"] == name]
+
+
+def test_doctor_says_when_docker_lacks_the_helper(dws: Workspace) -> None:
+    dws.credhelper("configure", "docker", "--remove")
+    [found] = doctor_checks(dws, "docker")
+    assert found["status"] == "warn" and found["fix"] == "run: credhelper configure docker"
+    dws.credhelper("configure", "docker")
+    [found] = doctor_checks(dws, "docker")
+    assert found["status"] == "ok" and dws.em.registry_host in found["message"]
+
+
+def test_status_lists_registries_and_when_their_tokens_expire(dws: Workspace) -> None:
+    helper(dws, "get", dws.em.registry_host)
+    out = dws.credhelper("status").stdout
+    assert "registries (docker)" in out
+    line = [l for l in out.splitlines() if dws.em.registry_host in l][0]
+    assert "refresh token expires" in line and "none yet" not in line

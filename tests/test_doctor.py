@@ -88,6 +88,18 @@ def test_bad_config(shop: Workspace) -> None:
         shop.credhelper("reload")
 
 
+def test_config_writable_by_others(shop: Workspace) -> None:
+    shop.config_path.chmod(0o664)
+    try:
+        code, checks = doctor(shop)
+        assert code == 1
+        check = failed(checks, "config", "writable by other users")
+        assert check["fix"] == f"run: chmod 600 {shop.config_path}"
+    finally:
+        shop.config_path.chmod(0o600)
+        shop.credhelper("reload")
+
+
 def test_daemon_down(shop: Workspace) -> None:
     shop.stop_daemon()
     try:

@@ -313,3 +313,26 @@ def test_git_socket_hands_out_nothing(hostile_ws: Workspace, urls: List[str], po
     noisy = [repr(stdin) for stdin, code, out, err in results
              if code != 0 or err or (repr(stdin) not in expected and out)]
     assert noisy == []
+
+
+def test_dot_segments_git_decoded_from_escapes_get_nothing(hostile_ws: Workspace, port: int,
+                                                           token: str) -> None:
+    # git decodes %2F and %2e before the helper runs: the path would normalise into /contoso/
+    # while git sends the request on the wire to /evil%2F..%2Fcontoso/x.
+    ws = hostile_ws
+    base = f"https://localhost:{port}"
+    tricks = ["evil%2F..%2Fcontoso/x", "evil/%2e%2e/contoso/x", "contoso/%2e/x", "contoso/./x",
+              "evil%2F%2E%2E%2Fcontoso/x"]
+    results = _run_all(ws, ["git", "credential", "fill"], [f"url={base}/{t}\n\n" for t in tricks])
+    assert _holding_credentials(ws, results) == []
+    helper = [str(BIN / "git-credential-entra"), "get"]
+    parts = [f"protocol=https\nhost=localhost:{port}\npath={git_decoded(t)}\n\n" for t in tricks]
+    results = _run_all(ws, helper, parts)
+    assert [(code, out) for _, code, out, _ in results] == [(0, b"")] * len(tricks)
+    # the daemon's git socket applies the same check (git's own cache client in front)
+    cache = ["git", "credential-cache", f"--socket={paths.git_cache_socket(ws.socket)}", "get"]
+    results = _run_all(ws, cache, parts)
+    assert [(code, out) for _, code, out, _ in results] == [(0, b"")] * len(tricks)
+    # the plain path still works, so the refusals above are not an outage
+    code, out, _ = _run(ws, helper, f"protocol=https\nhost=localhost:{port}\npath=contoso/x\n\n")
+    assert code == 0 and f"password={token}\n".encode() in out

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -121,8 +122,17 @@ def test_priority_needs_a_socket_or_a_config(tmp_path, monkeypatch):
     (tmp_path / "config.toml").write_text("")
     assert CredhelperKeyring.priority > 0 and CredhelperKeyring.viable
     (tmp_path / "config.toml").unlink()
-    (tmp_path / "daemon.sock").touch()
-    assert 0 < CredhelperKeyring.priority < 10  # the chainer's priority; we must not hide it
+    (tmp_path / "daemon.sock").touch()  # a file, not a daemon of ours listening
+    with pytest.raises(RuntimeError):
+        CredhelperKeyring.priority
+    (tmp_path / "daemon.sock").unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "daemon.sock"))
+    listener.listen(1)
+    try:
+        assert 0 < CredhelperKeyring.priority < 10  # the chainer's priority; we must not hide it
+    finally:
+        listener.close()
 
 
 # --- through keyring's chainer, next to a real store ---------------------------------------

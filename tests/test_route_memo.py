@@ -1,7 +1,7 @@
 """The fast path's URL -> route memo: least recently used out first, emptied by a reload."""
 
 import dataclasses
-from typing import List
+from typing import Any, Dict, List
 
 from credhelper import ops
 from credhelper.config import Route
@@ -24,11 +24,12 @@ class CountingRouter(Router):
 
 
 def core(router: Router) -> ops.Core:
-    # Only the router matters here: every other field the Core requires is left empty.
-    fields = {f.name: None for f in dataclasses.fields(ops.Core)
-              if f.init and f.default is dataclasses.MISSING
-              and f.default_factory is dataclasses.MISSING and f.name != "router"}
-    return ops.Core(router=router, **fields)
+    """A Core with only its router: route() touches nothing else."""
+    required = [f.name for f in dataclasses.fields(ops.Core)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    fields: Dict[str, Any] = {name: None for name in required}
+    fields["router"] = router
+    return ops.Core(**fields)
 
 
 def urls(count: int) -> List[str]:

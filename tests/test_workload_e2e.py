@@ -2,6 +2,7 @@
 `credhelper token` and git get tokens of the platform's own app, and nothing else is asked.
 """
 
+import json
 import sys
 from typing import Dict
 
@@ -68,6 +69,11 @@ def test_git_clones_in_an_ona_environment(ws: Workspace) -> None:
     ws.git("clone", "--quiet", em.git_url(), str(ws.root / "checkout"))
     assert (ws.root / "checkout" / "README.md").exists()
     assert any(e["status"] == 200 and e["auth"] for e in em.feeds.log)
+    checks = {c["name"]: c for c in json.loads(ws.credhelper("doctor", "--json",
+                                                             check=False).stdout)["checks"]}
+    assert checks["workload workspace"]["status"] == "ok"
+    assert checks["workload workspace"]["message"] == \
+        "assertion_provider ona: `ona` or `gitpod` CLI on PATH"
 
 
 def test_a_missing_platform_is_one_clear_line(ws: Workspace) -> None:
@@ -80,3 +86,11 @@ def test_a_missing_platform_is_one_clear_line(ws: Workspace) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "assertion_provider github_actions" in lines[0], lines
     assert "Traceback" not in ws.logs()
+    doctor = ws.credhelper("doctor", "--json", check=False)
+    assert doctor.returncode == 1
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["workload workspace"] == {
+        "name": "workload workspace", "status": "fail",
+        "message": "assertion_provider github_actions: no ACTIONS_ID_TOKEN_REQUEST_URL and "
+                   "ACTIONS_ID_TOKEN_REQUEST_TOKEN here",
+        "fix": "give the job `permissions: id-token: write`"}

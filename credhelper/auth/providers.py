@@ -28,6 +28,12 @@ ACTIONS_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
 ACTIONS_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 TOKEN_FILE = "AZURE_FEDERATED_TOKEN_FILE"
 _ONA_CLIS = ("ona", "gitpod")
+# what each provider needs, in words (doctor, errors)
+WHERE = {
+    "ona": "`ona` or `gitpod` CLI on PATH", "gitpod": "`gp` CLI on PATH",
+    "github_actions": f"{ACTIONS_URL} and {ACTIONS_TOKEN}",
+    "azure_workload_identity": f"{TOKEN_FILE}",
+}
 _REPLY_LIMIT = 64 * 1024
 
 

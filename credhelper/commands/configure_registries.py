@@ -20,6 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+from .. import paths
 from ..atomic import write_atomic
 from ..config import Config, registry_hosts
 from ..errors import ConfigError, CredhelperError
@@ -47,7 +53,7 @@ def docker_config_path() -> Path:
     return base / "config.json"
 
 
-def _read_json(path: Path) -> Dict[str, Any]:
+def read_json(path: Path) -> Dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -69,7 +75,7 @@ def configure_docker(config: Config, dry_run: bool = False, remove: bool = False
                      helper_exe: Optional[str] = None) -> List[str]:
     """Set (or with ``remove`` unset) ``credHelpers[host] = "entra"`` for each ACR route."""
     path = docker_config_path()
-    data = _read_json(path)
+    data = read_json(path)
     helpers = data.get("credHelpers", {})
     if not isinstance(helpers, dict):
         raise ConfigError(f"{path}: credHelpers is not an object; fix it by hand first")
@@ -118,17 +124,31 @@ _HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
 _KEY = re.compile(r"\s*global-credential-providers\s*=")
 
 
+def _parse_toml(text: str, path: Path) -> Dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix it by hand first") from None
+
+
+def read_toml(path: Path) -> Dict[str, Any]:
+    """cargo's config as a dict: missing is empty, unreadable or invalid is a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return _parse_toml(text, path)
+
+
 def routed_cargo_registries(config: Config) -> List[str]:
     """Names of the registries in cargo's user config whose index URL a route serves."""
     from ..routing import Router
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.9/3.10 only
-        import tomli as tomllib
     try:
-        doc = tomllib.loads(cargo_config_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = read_toml(cargo_config_path())
+    except ConfigError:
         return []
     router, names = Router(config.routes), []
     registries = doc.get("registries")
@@ -148,23 +168,59 @@ def _is_ours(entry: str) -> bool:
     return bool(words) and os.path.basename(words[0]) == CARGO_PROVIDER
 
 
+def cargo_launcher() -> Path:
+    """Where ``configure cargo`` keeps the provider script cargo runs (in the state dir)."""
+    return paths.state_dir() / CARGO_PROVIDER
+
+
+def _launcher_text() -> Optional[str]:
+    """A script that runs the provider with ``python -IS``: no site, no .pth files, no shim.
+
+    None when the interpreter's path holds a space (a ``#!`` line cannot carry it).
+    """
+    if " " in sys.executable or not os.path.isabs(sys.executable):
+        return None
+    root = str(Path(__file__).resolve().parents[2])
+    return (f"#!{sys.executable} -IS\n"
+            "# Written by `credhelper configure cargo`: cargo's credential provider.\n"
+            "import sys\n"
+            f"sys.path.append({root!r})\n"
+            "from credhelper.frontends.cargo import main\n"
+            "main()\n")
+
+
+def cargo_provider(dry_run: bool = False, provider_exe: Optional[str] = None) -> str:
+    """The provider entry for cargo: our ``-IS`` script (written unless ``dry_run``), else the
+    ``cargo-credential-entra`` console script."""
+    text = None if provider_exe else _launcher_text()
+    if text is None:
+        return _exe(CARGO_PROVIDER, provider_exe)
+    path = cargo_launcher()
+    if not dry_run:
+        try:
+            fresh = path.read_text(encoding="utf-8") == text
+        except OSError:
+            fresh = False
+        if not fresh:
+            paths.ensure_private_dir(path.parent)
+            write_atomic(path, text.encode(), 0o700)
+    return str(path)
+
+
+def cargo_configured(entries: Any) -> bool:
+    """Whether cargo's ``global-credential-providers`` (as read from TOML) names our provider."""
+    return isinstance(entries, list) and any(isinstance(e, str) and _is_ours(e) for e in entries)
+
+
 def configure_cargo(dry_run: bool = False, remove: bool = False,
                     provider_exe: Optional[str] = None) -> List[str]:
     """Put (or with ``remove`` take) our provider in ``[registry] global-credential-providers``."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.9/3.10 only
-        import tomli as tomllib
-
     path = cargo_config_path()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix it by hand first") from None
+    doc = _parse_toml(text, path)
     registry = doc.get("registry", {})
     current = registry.get("global-credential-providers") if isinstance(registry, dict) else None
     if current is not None and not (isinstance(current, list) and
@@ -177,8 +233,8 @@ def configure_cargo(dry_run: bool = False, remove: bool = False,
             return []
         wanted: Optional[List[str]] = None if others in ([], [CARGO_DEFAULT]) else others
     else:
-        exe = _exe(CARGO_PROVIDER, provider_exe) if not dry_run or provider_exe else CARGO_PROVIDER
-        wanted = (others or [CARGO_DEFAULT]) + [exe]   # the last one is asked first
+        # the last entry is the one cargo asks first
+        wanted = (others or [CARGO_DEFAULT]) + [cargo_provider(dry_run, provider_exe)]
         if current == wanted:
             return []
     lines = text.splitlines(keepends=True)
@@ -214,4 +270,9 @@ def configure_cargo(dry_run: bool = False, remove: bool = False,
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         write_atomic(Path(os.path.realpath(path)), "".join(lines).encode("utf-8"), mode)
+        if remove:
+            try:
+                cargo_launcher().unlink()
+            except FileNotFoundError:
+                pass
     return [change]

@@ -60,4 +60,16 @@ def render_status(reply: Dict[str, Any], now: float) -> str:
                      f"next refresh {_when(slot.get('next_refresh'), now)}")
         if slot.get("reason"):
             lines.append(f"  {'':<16} last error: {slot['reason']}")
+    held = reply.get("registry_tokens") or {}
+    if reply.get("registries"):
+        lines.append("registries (docker)")
+        for host in reply["registries"]:
+            mine = [v for k, v in held.items() if k.split(" ", 1)[0] == host]
+            when = _when(mine[0].get("expires_on"), now) if mine else "none yet (first pull)"
+            lines.append(f"  {host:<32} refresh token expires {when}")
+    azure = reply.get("azure")
+    if azure:
+        lines.append(f"azure    {azure.get('endpoint')} as {azure.get('account')}: "
+                     + " ".join(azure.get("scopes", [])))
+        lines.append(f"         shells source {azure.get('env_file')}")
     return "\n".join(lines)

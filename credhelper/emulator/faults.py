@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 KINDS = ("500", "429", "timeout", "invalid_grant", "invalid_client", "interaction_required",
-         "outage")
+         "outage", "reset", "slow")
 
 
 @dataclass

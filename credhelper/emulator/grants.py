@@ -33,7 +33,16 @@ def fault_response(fault: Fault, stopping: threading.Event) -> Response:
         # Hold the connection, then hang up without a word; wake early when the server stops.
         stopping.wait(30 if fault.seconds is None else fault.seconds)
         return Response(drop=True)
+    if fault.kind == "reset":
+        return Response(drop=True, reset=True)  # a TCP reset, no answer
     retry = () if fault.retry_after is None else (("Retry-After", str(fault.retry_after)),)
+    if fault.kind == "slow":
+        # A 503 whose body trickles in over ``seconds``: every read gets a byte in time, so
+        # only a deadline on the whole exchange ends it.
+        slow = OAuthError("temporarily_unavailable", 90033, "A transient error has occurred.",
+                          status=503).response(retry)
+        slow.trickle = 10.0 if fault.seconds is None else fault.seconds
+        return slow
     if fault.kind == "429":
         retry = retry or (("Retry-After", "1"),)
         return OAuthError("temporarily_unavailable", 50196, "The server is throttling this "

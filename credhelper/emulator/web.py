@@ -7,6 +7,7 @@ run in the connection's own thread, so a stalled client never blocks the accept 
 import json
 import socket
 import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class Response:
     body: bytes = b""
     headers: List[Tuple[str, str]] = field(default_factory=list)
     drop: bool = False
+    reset: bool = False     # with drop: a TCP reset instead of a close
+    trickle: float = 0.0    # send the body a byte at a time over this many seconds
 
 
 App = Callable[[Request], Response]
@@ -99,6 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
             response = json_response(500, {"error": "server_error",
                                            "error_description": "emulator bug"})
         if response.drop:
+            if response.reset:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
             self.close_connection = True
             return
         self.send_response(response.status)
@@ -106,7 +112,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and response.trickle and response.body:
+            pause = response.trickle / len(response.body)
+            for i in range(len(response.body)):
+                self.wfile.write(response.body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(pause)
+        elif self.command != "HEAD":
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _serve

@@ -75,12 +75,26 @@ def _url_parts(url: str) -> Dict[str, str]:
     return found
 
 
+def has_dot_segment(path: str) -> bool:
+    """True when a path as git hands it to a helper holds a ``.`` or ``..`` segment.
+
+    git decodes ``%2F`` and ``%2e`` before it calls a helper, so ``evil%2F..%2Fcontoso/x``
+    arrives as ``evil/../contoso/x``: it normalises into ``/contoso/`` while the request on the
+    wire goes elsewhere. git never needs a dot segment (it sends them on the wire as they are),
+    so every path that came through git (the ``entra`` helper and the cache-protocol socket) is
+    refused when it holds one. Use this one function for both.
+    """
+    return any(segment in (".", "..") for segment in path.split("/"))
+
+
 def target_url(scalars: Dict[str, str]) -> Optional[str]:
     """The https URL git is asking about, or None when it is not one we could serve."""
     if scalars.get("protocol", "").lower() != "https":
         return None
     host = scalars.get("host", "")
     if not host or any(ch in _BAD_HOST_CHARS for ch in host):
+        return None
+    if has_dot_segment(scalars.get("path", "")):
         return None
     # git hands us the path decoded; quote it back so the daemon sees a well-formed URL
     return f"https://{host}/{quote_path(scalars.get('path', '').lstrip('/'))}"

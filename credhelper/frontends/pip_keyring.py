@@ -14,7 +14,7 @@ from keyring import backend, credentials, errors
 from keyring.compat import properties
 
 from .. import paths
-from ..client import Client
+from ..client import Client, ours_listening
 from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
 from .common import GET_TIMEOUT, say, starter
 
@@ -55,8 +55,13 @@ class CredhelperKeyring(backend.KeyringBackend):
 
     @properties.classproperty
     def priority(cls) -> float:
-        """Viable when a daemon socket or a config exists (autostart may start the daemon)."""
-        if os.path.exists(paths.socket_path()) or os.path.exists(paths.config_path()):
+        """Viable when our own daemon socket or a config exists (autostart may start the daemon)."""
+        sock = paths.socket_file()
+        # A socket another user planted is not a sign that we are set up: ask the kernel who
+        # listens (a connect, nothing sent) before counting it.
+        if os.path.exists(sock) and ours_listening(sock):
+            return PRIORITY
+        if os.path.exists(paths.config_path()):
             return PRIORITY
         raise RuntimeError("credhelper is not set up here (no daemon socket, no config file)")
 

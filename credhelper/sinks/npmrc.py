@@ -157,6 +157,7 @@ class NpmrcSink:
 
     def write(self, tokens: Mapping[str, str]) -> None:
         """Set the token of each given registry (others keep theirs) and update the file."""
+        paths.refuse_checkout(self.path, f"{self.name} config with tokens")
         update = {}
         for url, token in tokens.items():
             key = registry_key(url)

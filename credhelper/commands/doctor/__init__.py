@@ -1,7 +1,8 @@
 """``credhelper doctor``: check the set-up end to end and say how to fix each problem.
 
-One module per group of checks (``basics``, ``tools``, ``idp``, ``scan``), all reporting through
-``report``. Token replies are read for their expiry and dropped inside the checks.
+One module per group of checks (``basics``, ``tools``, ``idp``, ``workload``, ``scan``), all
+reporting through ``report``. Token replies are read for their expiry and dropped inside the
+checks.
 """
 
 import json
@@ -9,12 +10,13 @@ import time
 from dataclasses import asdict
 from typing import Callable, Iterator, List
 
-from . import basics, idp, js, scan, tools
+from . import basics, beyond, idp, js, scan, tools, workload
 from .report import FAIL, Check, Context, render
 
 _CHECKS: List[Callable[[Context], Iterator[Check]]] = [
     basics.check_config, basics.check_daemon, basics.check_files, tools.check_git,
-    tools.check_pip, tools.check_npm, js.check_npm_warnings, js.check_yarn, idp.check_idp,
+    tools.check_pip, tools.check_npm, js.check_npm_warnings, js.check_yarn, beyond.check_docker,
+    beyond.check_cargo, beyond.check_azure, idp.check_idp, workload.check_workload,
     idp.check_tokens, basics.check_key_storage, scan.check_workspace,
 ]
 

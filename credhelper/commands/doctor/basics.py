@@ -15,6 +15,11 @@ from .report import FAIL, OK, WARN, Check, Context
 def check_config(ctx: Context) -> Iterator[Check]:
     """The config file loads and validates."""
     path = paths.config_path()
+    loose = paths.loose_config(path)
+    if loose is not None:  # the daemon refuses it; say so with the fix the message carries
+        yield Check("config", FAIL, loose, loose.rpartition("; ")[2] if "run: " in loose
+                    else f"move {path} to a directory only you own")
+        return
     try:
         ctx.config = config_mod.load(path)
     except CredhelperError as exc:
