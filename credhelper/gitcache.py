@@ -23,6 +23,7 @@ import selectors
 import socket
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -30,7 +31,7 @@ from . import paths
 from .errors import ConfigError, CredhelperError
 from .frontends.git import credential_pairs, parse, render, target_url
 from .logs import AuditLog
-from .listener import MAX_SOCKET_PATH, Peer, peer_of
+from .listener import MAX_SOCKET_PATH, AcceptPause, Peer, peer_of
 from .workers import Workers
 
 log = logging.getLogger("credhelper.gitcache")
@@ -171,9 +172,10 @@ class CacheServer:
         selector = selectors.DefaultSelector()
         selector.register(self._sock, selectors.EVENT_READ)
         selector.register(self._stop_r, selectors.EVENT_READ)
+        pause = AcceptPause(selector, self._sock, "the git socket")
         try:
             while True:
-                for key, _ in selector.select():
+                for key, _ in selector.select(pause.timeout()):
                     if key.fileobj == self._stop_r:
                         return
                     try:
@@ -181,9 +183,11 @@ class CacheServer:
                     except (BlockingIOError, InterruptedError):
                         continue
                     except OSError as exc:  # EMFILE and friends: keep serving the others
-                        log.warning("accept failed on the git socket: %s", exc)
+                        pause.failed(exc)
                         continue
+                    pause.accepted()
                     self._dispatch(conn)
+                pause.resume_if_due()
         finally:
             selector.close()
             # closed by this thread: an fd closed under select() leaves the loop deaf
@@ -278,10 +282,19 @@ def _read_now(conn: socket.socket) -> Tuple[bytes, bool]:
 
 
 def _read_rest(conn: socket.socket, start: bytes) -> bytes:
-    """Read until the client half-closes; an oversized request reads as nothing."""
+    """Read until the client half-closes; an oversized request reads as nothing.
+
+    ``READ_TIMEOUT`` bounds the whole request, not each recv: a client trickling a byte at a
+    time would otherwise hold a worker for as long as it liked.
+    """
+    deadline = time.monotonic() + READ_TIMEOUT
     chunks = [start]
     size = len(start)
     while size <= MAX_REQUEST:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("no complete request in time")
+        conn.settimeout(left)
         chunk = conn.recv(65536)
         if not chunk:
             return b"".join(chunks)

@@ -141,7 +141,7 @@ class Workspace:
         """Run real git."""
         return self.run(["git", *args], check=check, **kw)
 
-    def start_daemon(self, timeout: float = 15,
+    def start_daemon(self, timeout: float = 60,
                      command: Optional[List[str]] = None) -> subprocess.Popen:
         """Start `credhelper daemon` (or ``command``) in the foreground; wait until it answers."""
         log = open(self.root / "daemon.stderr", "ab")

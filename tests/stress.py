@@ -127,6 +127,15 @@ class Fuzzer:
         # surrogatepass: a lone surrogate becomes the bytes no UTF-8 decoder accepts
         return rng.choice(GIT_ACTIONS), text.encode("utf-8", "surrogatepass")
 
+    def git_socket_input(self) -> bytes:
+        """A request for the daemon's git socket, as git's cache client frames it (or not)."""
+        action, stdin = self.git_input()
+        rng = self.rng
+        head = f"action={action}\ntimeout={rng.choice(['60', '-1', 'x', ''])}\n".encode()
+        if rng.random() < 0.1:
+            head = head[: rng.randint(0, len(head))]
+        return head + stdin
+
     def keyring_input(self) -> Tuple[str, Optional[str]]:
         """A (service, username) pair as keyring callers pass them."""
         rng = self.rng
@@ -175,17 +184,21 @@ def check_reply(data: bytes) -> Optional[str]:
     return None
 
 
-def fuzz(socket_path: str, count: int, seed: int, base_url: str, workers: int = 8
-         ) -> Dict[str, Any]:
-    """``count`` inputs spread over the socket, the git helper and the keyring backend."""
+TARGETS = ("socket", "git", "git_socket", "keyring")
+
+
+def fuzz(socket_path: str, count: int, seed: int, base_url: str, workers: int = 8,
+         git_socket: Optional[str] = None) -> Dict[str, Any]:
+    """``count`` inputs over the socket, the git helper, the git socket and the keyring backend."""
     from credhelper.frontends.pip_keyring import CredhelperKeyring
 
     fuzzer = Fuzzer(seed, base_url)
     plan: List[Tuple[str, Any]] = []
+    targets = [t for t in TARGETS if git_socket or t != "git_socket"]
     for _ in range(count):
-        target = fuzzer.rng.choice(["socket", "socket", "git", "keyring"])
+        target = fuzzer.rng.choice(["socket"] + targets)
         make = {"socket": fuzzer.request, "git": fuzzer.git_input,
-                "keyring": fuzzer.keyring_input}[target]
+                "git_socket": fuzzer.git_socket_input, "keyring": fuzzer.keyring_input}[target]
         plan.append((target, make()))
     keyring = CredhelperKeyring()
 
@@ -196,6 +209,9 @@ def fuzz(socket_path: str, count: int, seed: int, base_url: str, workers: int = 
                 problem = check_reply(send_raw(socket_path, data))
             elif target == "git":
                 problem = _git_problem(socket_path, *data)
+            elif target == "git_socket":
+                assert git_socket is not None
+                problem = _git_lines_problem(send_raw(git_socket, data))
             else:
                 problem = _keyring_problem(keyring, *data)
         except Exception as exc:  # noqa: BLE001 - any escape is a finding
@@ -206,7 +222,7 @@ def fuzz(socket_path: str, count: int, seed: int, base_url: str, workers: int = 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         problems = [p for p in pool.map(one, range(count)) if p]
     return {"inputs": count, "seconds": round(time.monotonic() - start, 1),
-            "by_target": {t: sum(1 for k, _ in plan if k == t) for t in ("socket", "git", "keyring")},
+            "by_target": {t: sum(1 for k, _ in plan if k == t) for t in TARGETS},
             "problems": problems}
 
 
@@ -215,11 +231,18 @@ def _git_problem(socket_path: str, action: str, stdin: bytes) -> Optional[str]:
     code = gitfront.handle(action, BytesIO(stdin), out, err, Client(socket_path, timeout=30))
     if code != 0:
         return f"exit {code}"
-    for line in out.getvalue().decode("utf-8").split("\n")[:-1]:
-        if not line.startswith(_GIT_OUT):
-            return f"stdout line {line[:40]!r}"
     if len(err.getvalue().splitlines()) > 1:
         return "more than one line on stderr"
+    return _git_lines_problem(out.getvalue())
+
+
+def _git_lines_problem(out: bytes) -> Optional[str]:
+    """None when ``out`` is nothing but credential-protocol lines."""
+    for line in out.decode("utf-8").split("\n")[:-1]:
+        if not line.startswith(_GIT_OUT):
+            return f"stdout line {line[:40]!r}"
+    if out and not out.endswith(b"\n"):
+        return "output without a final newline"
     return None
 
 

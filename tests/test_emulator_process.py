@@ -14,8 +14,10 @@ import pytest
 @pytest.fixture
 def served(tmp_path):
     env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, "-m", "credhelper.emulator", "serve", "--dir",
-                             str(tmp_path)], env=env, stderr=subprocess.PIPE)
+    # a relative --dir, as the README's by-hand steps give it
+    proc = subprocess.Popen([sys.executable, "-m", "credhelper.emulator", "serve", "--dir", "emu"],
+                            env=env, stderr=subprocess.PIPE, cwd=tmp_path)
+    tmp_path = tmp_path / "emu"
     state = tmp_path / "emulator.json"
     waiter = threading.Event()
     while not state.exists():
@@ -34,9 +36,9 @@ def test_serve_then_gp_token_federates(served, monkeypatch):
     assert oct((workdir / "client_secret").stat().st_mode & 0o777) == "0o600"
     assert oct((workdir / "emulator.json").stat().st_mode & 0o777) == "0o600"
     assertion = subprocess.run(
-        [sys.executable, "-m", "credhelper.emulator", "gp", "--dir", str(workdir), "idp", "token",
+        [sys.executable, "-m", "credhelper.emulator", "gp", "--dir", workdir.name, "idp", "token",
          "--audience", "api://AzureADTokenExchange"],
-        stdout=subprocess.PIPE, check=True, timeout=30).stdout.decode().strip()
+        stdout=subprocess.PIPE, check=True, timeout=30, cwd=workdir.parent).stdout.decode().strip()
     app = msal.ConfidentialClientApplication(
         info["apps"]["federated"], client_credential={"client_assertion": lambda: assertion},
         authority=info["authority"], instance_discovery=False, verify=info["ca_file"])

@@ -329,6 +329,10 @@ def test_dot_segments_git_decoded_from_escapes_get_nothing(hostile_ws: Workspace
     parts = [f"protocol=https\nhost=localhost:{port}\npath={git_decoded(t)}\n\n" for t in tricks]
     results = _run_all(ws, helper, parts)
     assert [(code, out) for _, code, out, _ in results] == [(0, b"")] * len(tricks)
+    # the daemon's git socket applies the same check (git's own cache client in front)
+    cache = ["git", "credential-cache", f"--socket={paths.git_cache_socket(ws.socket)}", "get"]
+    results = _run_all(ws, cache, parts)
+    assert [(code, out) for _, code, out, _ in results] == [(0, b"")] * len(tricks)
     # the plain path still works, so the refusals above are not an outage
     code, out, _ = _run(ws, helper, f"protocol=https\nhost=localhost:{port}\npath=contoso/x\n\n")
     assert code == 0 and f"password={token}\n".encode() in out

@@ -10,6 +10,7 @@ import os
 import pytest
 
 import stress
+from credhelper import paths
 from harness import Workspace
 
 LONG = os.environ.get("CREDHELPER_STRESS") == "long"
@@ -37,7 +38,10 @@ def test_fuzzer_leaves_the_daemon_serving(target: Workspace, monkeypatch: pytest
     ws = target
     monkeypatch.setenv("CREDHELPER_SOCKET", str(ws.socket))  # for the keyring backend
     monkeypatch.setenv("CREDHELPER_NO_AUTOSTART", "1")
-    result = stress.fuzz(str(ws.socket), FUZZ_INPUTS, SEED, ws.em.feed_base)
+    git_socket = paths.git_cache_socket(ws.socket)
+    assert git_socket.exists()
+    result = stress.fuzz(str(ws.socket), FUZZ_INPUTS, SEED, ws.em.feed_base,
+                         git_socket=str(git_socket))
     problems = result.pop("problems")
     with capsys.disabled():
         _report("fuzz", result)

@@ -160,7 +160,7 @@ def run_demo(keep: bool = False, device_code: bool = False) -> int:
                                      str(emulator_dir)], stdout=subprocess.DEVNULL,
                                     stderr=open(root / "emulator.log", "w"))
         processes.append(emulator)
-        _wait_for(emulator_dir / "emulator.json", 20, "the emulator")
+        _wait_for(emulator_dir / "emulator.json", 60, "the emulator")  # a busy machine: keys, repos
         info = json.loads((emulator_dir / "emulator.json").read_text())
         _say(f"      identity provider {info['idp_base']}/{info['tenant']}, feeds {info['feed_base']}")
 
@@ -186,7 +186,7 @@ def run_demo(keep: bool = False, device_code: bool = False) -> int:
         _run(credhelper + ["configure", "all"], env)
         _wait_for(Path(env["NPM_CONFIG_USERCONFIG"]), 15, "the npm token block", "_authToken")
 
-        step("git clone over HTTPS, credential from git-credential-entra")
+        step("git clone over HTTPS, credential from the daemon's git socket (git's cache client)")
         checkout = root / "demo"
         _run(["git", "clone", "--quiet", info["git_url"], str(checkout)], env)
 

@@ -37,8 +37,8 @@ def login_fix(ctx: Context, registries: List[str]) -> Optional[str]:
         except CredhelperError:
             continue
         if account in waiting:
-            return (f"run: credhelper login {account}   (npm, pnpm, bun and yarn read a file; "
-                    "they cannot ask you to sign in)")
+            # npm, pnpm, bun and yarn read a file: doctor is the only one that can say this
+            return f"run: credhelper login {account}"
     return None
 
 
