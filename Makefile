@@ -10,6 +10,15 @@ TEST_WORKERS ?= 4
 # pnpm for the pnpm end-to-end tests: pinned, from the npm registry, kept inside the checkout.
 PNPM_VERSION := 10.34.9
 PNPM_STAMP   := .tools/.pnpm-$(PNPM_VERSION)
+# The Python tools' end-to-end tests (tests/test_python_tools_e2e.py): uv, poetry and twine each on
+# their own (pipx-style, none with credhelper in it), and pip wheels for fresh venvs: the newest
+# pip, and the newest pip that still runs on Python 3.9.
+UV_VERSION     := 0.13.9
+POETRY_VERSION := 2.5.1
+TWINE_VERSION  := 7.0.0
+PIP_NEWEST     := 26.3
+PIP_NEWEST_39  := 26.0.1
+PYTOOLS_STAMP  := .tools/.python-tools-$(UV_VERSION)-$(POETRY_VERSION)-$(TWINE_VERSION)-$(PIP_NEWEST)-$(PIP_NEWEST_39)
 # The other JavaScript clients the tests drive, the same way: npm itself (a current 11, not
 # whatever the machine has), yarn classic, yarn berry (its single-file build, so corepack never
 # downloads anything) and bun (its binary comes inside a registry package). Each in its own
@@ -41,6 +50,17 @@ $(PNPM_STAMP):
 	@echo "== fetching pnpm $(PNPM_VERSION) from the npm registry into .tools/"
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error pnpm@$(PNPM_VERSION)
 	touch $@
+
+$(PYTOOLS_STAMP):
+	rm -rf .tools/uv-* .tools/poetry-* .tools/twine-* .tools/wheels
+	$(PYTHON) -m pip install -q --disable-pip-version-check --target .tools/uv-$(UV_VERSION) uv==$(UV_VERSION)
+	$(PYTHON) -m venv .tools/poetry-$(POETRY_VERSION)
+	.tools/poetry-$(POETRY_VERSION)/bin/pip install -q --disable-pip-version-check poetry==$(POETRY_VERSION)
+	$(PYTHON) -m venv .tools/twine-$(TWINE_VERSION)
+	.tools/twine-$(TWINE_VERSION)/bin/pip install -q --disable-pip-version-check twine==$(TWINE_VERSION)
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps -d .tools/wheels pip==$(PIP_NEWEST)
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps -d .tools/wheels pip==$(PIP_NEWEST_39)
+	mkdir -p .tools && touch $@
 
 # bun's binary sits in an optional dependency; a machine where it will not install keeps the
 # others (the bun test then skips and says so).
@@ -76,7 +96,7 @@ $(OLD_PIP_WHEEL): $(STAMP)
 	$(PY) -m pip download -q --no-deps --only-binary=:all: -d .tools/pip pip==$(OLD_PIP_VERSION)
 
 # loadgroup keeps tests marked xdist_group(name) on one worker (those that cannot share).
-test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(OLD_PIP_WHEEL)
+test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(OLD_PIP_WHEEL) $(PYTOOLS_STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
@@ -84,7 +104,7 @@ test: $(STAMP) deps $(PNPM_STAMP) $(JS_STAMP) $(OLD_PIP_WHEEL)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m 'not e2e' $(PYTEST_ARGS)
 
-bench: $(STAMP) $(JS_STAMP) fleet
+bench: $(STAMP) $(JS_STAMP) $(PYTOOLS_STAMP) fleet
 	$(PY) benchmarks/run.py
 
 # The long forms of tests/test_stress.py (make test runs the short ones): 100,000 fuzz inputs

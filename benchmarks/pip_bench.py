@@ -1,13 +1,16 @@
-"""pip's side of ``make bench``: the keyring command line and a 20-package install.
+"""The Python tools' side of ``make bench``: the keyring command lines, and a 20-package install
+with pip and with uv.
 
-Each measure runs beside its baseline in the same run: keyring with its null backend, and the
-same packages from the emulator's open (no auth) index.
+Each measure runs beside its baseline in the same run: a bare ``python -c pass`` of the same
+interpreter (and keyring with its null backend), and the same packages from the emulator's open
+(no auth) index with an empty netrc.
 """
 
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Dict, List
 
 from harness import BIN, Workspace
@@ -39,39 +42,68 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def bench_keyring(ws: Workspace, runs: int = 15) -> None:
-    """`keyring --mode=creds --output=json get URL`: our backend vs keyring's null backend."""
+    """pip's subprocess provider: credhelper-keyring and keyring's own CLI vs ``python -c pass``."""
     _ensure_daemon(ws)
     cmd = [str(BIN / "keyring"), "--mode=creds", "--output=json", "get", ws.em.pypi_url]
+    ours_cmd = [str(BIN / "credhelper-keyring"), "--mode=creds", "--output=json", "get",
+                ws.em.pypi_url]
+    bare_cmd = [sys.executable, "-c", "pass"]
     ours_env = _tool_env(ws)
     null_env = dict(ours_env, PYTHON_KEYRING_BACKEND=NULL_BACKEND)
     answered = ws.run(cmd, env=ours_env, stdin=subprocess.DEVNULL)  # raises unless we answer
     assert '"password"' in answered.stdout
     named_env = dict(ours_env, PYTHON_KEYRING_BACKEND=OUR_BACKEND)
+    assert '"password"' in ws.run(ours_cmd, env=ours_env, stdin=subprocess.DEVNULL).stdout
     commands = {
+        "cli": lambda: ws.run(ours_cmd, env=ours_env, stdin=subprocess.DEVNULL),
+        "bare": lambda: ws.run(bare_cmd, env=ours_env, stdin=subprocess.DEVNULL),
         "ours": lambda: ws.run(cmd, env=ours_env, stdin=subprocess.DEVNULL),
         "named": lambda: ws.run(cmd, env=named_env, stdin=subprocess.DEVNULL),
         "null": lambda: ws.run(cmd, env=null_env, check=False, stdin=subprocess.DEVNULL),
     }
     samples: Dict[str, List[float]] = {key: [] for key in commands}
-    commands["null"]()  # warm the page cache
+    for command in (commands["null"], commands["cli"]):
+        command()  # warm the page cache
     # interleaved, so a noisy moment on the machine hits every column alike
     for _ in range(runs):
         for key, command in commands.items():
             samples[key].append(_timed(command))
-    null = median_ms(samples["null"])
+    bare = median_ms(samples["bare"])
     rows = [[label, f"{median_ms(samples[key]):.1f}", f"{percentile(samples[key], 90):.1f}",
-             f"{median_ms(samples[key]) - null:+.1f}"]
+             f"{median_ms(samples[key]) / bare:.2f}x"]
             for label, key in (
-                ("credhelper, found by keyring's entry-point discovery (what pip runs)", "ours"),
-                ("credhelper, named in PYTHON_KEYRING_BACKEND (no discovery)", "named"),
-                ("keyring's null backend, named (answers nothing)", "null"))]
+                ("`credhelper-keyring` (stdlib only), linked as `keyring`", "cli"),
+                ("keyring's CLI, credhelper found by entry-point discovery", "ours"),
+                ("keyring's CLI, credhelper named in PYTHON_KEYRING_BACKEND", "named"),
+                ("keyring's CLI, its null backend named (answers nothing)", "null"),
+                ("`python -c pass`, the same interpreter (baseline)", "bare"))]
     table(f"`keyring --mode=creds --output=json get URL` (pip's subprocess provider), "
           f"whole process, median of {runs}",
-          ["backend", "median ms", "p90 ms", "vs null, ms"], rows)
+          ["command", "median ms", "p90 ms", "vs python -c pass"], rows)
 
 
-def _install(ws: Workspace, index: str, provider: str, env: Dict[str, str], n: int) -> float:
-    target = ws.root / f"pip-bench-{provider}-{n}"
+def _netrc_env(ws: Workspace, env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` with pip, uv and poetry configured and the daemon's netrc block in place."""
+    netrc = ws.home / ".netrc"
+    ws.credhelper("configure", "pip")
+    deadline = time.monotonic() + 20
+    while not (netrc.exists() and "machine " in netrc.read_text()):
+        assert time.monotonic() < deadline, "the daemon did not write the netrc block"
+        time.sleep(0.05)
+    return env
+
+
+def _empty_netrc(ws: Workspace, env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` pointing pip and uv at an empty netrc: the open baseline sends no credential."""
+    empty = ws.root / "empty.netrc"
+    empty.write_text("")
+    empty.chmod(0o600)
+    return dict(env, NETRC=str(empty))
+
+
+def _install(ws: Workspace, index: str, provider: str, env: Dict[str, str], n: int,
+             label: str = "") -> float:
+    target = ws.root / f"pip-bench-{label or provider}-{n}"
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
            "--target", str(target), "--index-url", index, "--keyring-provider", provider,
            *PACKAGES]
@@ -95,23 +127,76 @@ def bench_pip(ws: Workspace, runs: int = 3) -> None:
     if not (tools / "keyring").exists():
         (tools / "keyring").symlink_to(BIN / "keyring")
     sub_env = dict(env, PATH=f"{tools}:{env['PATH']}")
+    netrc_env = _netrc_env(ws, env)
+    # the keyring providers and the open baseline see no netrc; the netrc column no keyring
+    env, sub_env = _empty_netrc(ws, env), _empty_netrc(ws, sub_env)
     ws.em.feeds.open_access = True
-    columns: Dict[str, List[float]] = {"import": [], "subprocess": [], "open": []}
+    columns: Dict[str, List[float]] = {"netrc": [], "import": [], "subprocess": [], "open": []}
     try:
         for n in range(runs):
+            columns["netrc"].append(_install(ws, ws.em.pypi_url, "disabled", netrc_env, n, "netrc"))
             columns["import"].append(_install(ws, ws.em.pypi_url, "import", env, n))
             columns["subprocess"].append(_install(ws, ws.em.pypi_url, "subprocess", sub_env, n))
-            columns["open"].append(_install(ws, ws.em.open_pypi_url, "disabled", env, n))
+            columns["open"].append(_install(ws, ws.em.open_pypi_url, "disabled", env, n, "open"))
     finally:
         ws.em.feeds.open_access = False
     base = statistics.median(columns["open"])
     rows = []
-    for label, key in (("through the daemon, `--keyring-provider import`", "import"),
+    for label, key in (("through the daemon's netrc block (what `configure pip` sets up)", "netrc"),
+                       ("through the daemon, `--keyring-provider import`", "import"),
                        ("through the daemon, `--keyring-provider subprocess`", "subprocess"),
-                       ("open index, no auth, keyring disabled", "open")):
+                       ("open index, no auth, empty netrc, keyring disabled", "open")):
         median = statistics.median(columns[key])
-        rows.append([label, f"{median:.2f}", f"{(median - base) * 1000:+.0f}"])
+        rows.append([label, f"{median:.2f}", f"{(median - base) * 1000:+.0f}",
+                     f"{(median / base - 1) * 100:+.1f} %"])
     table(f"`pip install` of {len(PACKAGES)} small private packages (--no-deps, no cache), "
           f"whole command, median of {runs}",
-          ["index", "total s", "vs open, ms"], rows)
+          ["index", "total s", "vs open, ms", "vs open"], rows)
+
+
+def _uv_install(ws: Workspace, index: str, env: Dict[str, str], label: str, n: int) -> float:
+    target = ws.root / f"uv-bench-{label}-{n}"
+    cmd = [_uv(), "pip", "install", "--quiet", "--no-deps", "--no-cache", "--target", str(target),
+           "--index-url", index, *PACKAGES]
+    start = time.perf_counter()
+    ws.run(cmd, env=env, stdin=subprocess.DEVNULL, timeout=300)
+    elapsed = time.perf_counter() - start
+    missing = [p for p in PACKAGES if not (target / p.replace("-", "_") / "__init__.py").exists()]
+    assert not missing, f"not installed: {missing}"
+    return elapsed
+
+
+def _uv() -> str:
+    found = sorted((Path(__file__).resolve().parent.parent / ".tools").glob("uv-*/bin/uv"))
+    assert found, "uv is missing from .tools: run `make bench` (it installs the pinned tools)"
+    return str(found[-1])
+
+
+def bench_uv(ws: Workspace, runs: int = 5) -> None:
+    """`uv pip install` of 20 private packages through the netrc block vs the open index."""
+    _ensure_daemon(ws)
+    for name in PACKAGES:
+        ws.em.feeds.add_wheel(name, "1.0.0")
+    env = dict(_tool_env(ws), SSL_CERT_FILE=str(ws.em.ca_file), UV_PYTHON=sys.executable,
+               UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")
+    netrc_env = _netrc_env(ws, env)
+    open_env = _empty_netrc(ws, env)
+    ws.em.feeds.open_access = True
+    columns: Dict[str, List[float]] = {"netrc": [], "open": []}
+    try:
+        for n in range(runs):
+            columns["netrc"].append(_uv_install(ws, ws.em.pypi_url, netrc_env, "netrc", n))
+            columns["open"].append(_uv_install(ws, ws.em.open_pypi_url, open_env, "open", n))
+    finally:
+        ws.em.feeds.open_access = False
+    base = statistics.median(columns["open"])
+    rows = []
+    for label, key in (("through the daemon's netrc block", "netrc"),
+                       ("open index, no auth, empty netrc", "open")):
+        median = statistics.median(columns[key])
+        rows.append([label, f"{median:.3f}", f"{(median - base) * 1000:+.0f}",
+                     f"{(median / base - 1) * 100:+.1f} %"])
+    table(f"`uv pip install` of {len(PACKAGES)} small private packages (--no-deps, no cache), "
+          f"whole command, median of {runs}",
+          ["index", "total s", "vs open, ms", "vs open"], rows)
 

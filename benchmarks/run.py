@@ -302,6 +302,12 @@ def main() -> int:
             if only == "throughput":  # a quick loop while tuning the daemon
                 bench_throughput(ws)
                 return 0
+            if only == "python":  # the Python tools alone (pip, uv, the keyring commands)
+                from pip_bench import bench_keyring, bench_pip, bench_uv
+                bench_keyring(ws)
+                bench_pip(ws)
+                bench_uv(ws)
+                return 0
             if only == "helpers":  # docker, cargo, Azure beside the git helper
                 from helpers_bench import bench_helpers
                 bench_helpers(ws)
@@ -326,9 +332,10 @@ def main() -> int:
             ws.default_config()
             bench_stop(ws)
             ws.start_daemon()
-            from pip_bench import bench_keyring, bench_pip
+            from pip_bench import bench_keyring, bench_pip, bench_uv
             bench_keyring(ws)
             bench_pip(ws)
+            bench_uv(ws)
             from npm_bench import bench_npm
             bench_npm(ws)
             from helpers_bench import bench_helpers

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Callable, List, NoReturn, Optional, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 import click
 
@@ -191,21 +191,24 @@ def token(url: str, form: Optional[str]) -> None:
 
 # What `configure TOOL` runs, in the order `configure all` runs them (`--remove` goes backwards).
 # Each side is (config, dry_run) -> change lines; each tool keeps its undo data in the tool record.
-TOOLS = ("git", "pip", "npm", "pnpm", "yarn", "docker", "cargo", "azure")
+TOOLS = ("git", "pip", "uv", "poetry", "npm", "pnpm", "yarn", "docker", "cargo", "azure")
 
 
 def _tool_steps(tool: str) -> Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]:
-    from .commands import configure as conf, configure_js as js
+    from .commands import configure as conf, configure_js as js, configure_python as py
 
     if tool in ("docker", "cargo", "azure"):
         return _beyond_steps(tool)
-    return {
+    steps: Dict[str, Tuple[Callable[..., List[str]], Optional[Callable[..., List[str]]]]] = {
         "git": (conf.configure_git, conf.remove_git),
-        "pip": (lambda cfg, dry_run: conf.configure_pip(dry_run=dry_run), None),
         "npm": (js.configure_npm, js.remove_npm),
         "pnpm": (js.configure_pnpm, js.remove_pnpm),
         "yarn": (js.configure_yarn, js.remove_yarn),
-    }[tool]
+    }
+    for name in py.PYTHON_TOOLS:  # pip, uv and poetry share one netrc block
+        steps[name] = (functools.partial(py.configure_python_tool, name),
+                       functools.partial(py.remove_python_tool, name))
+    return steps[tool]
 
 
 def _beyond_steps(tool: str) -> Tuple[Callable[..., List[str]], Callable[..., List[str]]]:
@@ -222,8 +225,8 @@ def _in_all(tool: str, cfg: Any, remove: bool) -> bool:
     """Whether ``configure all`` takes ``tool``: the tools on PATH, and only with work to do."""
     if remove:
         return True  # each undo touches only what it set up
-    if tool == "yarn":
-        return shutil.which("yarn") is not None
+    if tool in ("yarn", "uv", "poetry"):  # pip is in every Python
+        return shutil.which(tool) is not None
     if tool == "docker":
         from .config import registry_hosts
 
@@ -243,7 +246,7 @@ def _in_all(tool: str, cfg: Any, remove: bool) -> bool:
 @click.option("--remove", is_flag=True, help="Undo what configure did; the daemon stops keeping "
               "the tool's file (until it is configured again).")
 def configure(target: str, dry_run: bool, remove: bool) -> None:
-    """Point git, pip, npm, pnpm, yarn, docker, cargo or the Azure SDKs at credhelper
+    """Point git, pip, uv, poetry, npm, pnpm, yarn, docker, cargo or the Azure SDKs at credhelper
     (idempotent), or undo it with --remove."""
     from . import config
 

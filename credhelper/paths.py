@@ -83,6 +83,14 @@ def npmrc_path() -> Path:
     return _path(os.path.join(os.environ.get("HOME") or os.path.expanduser("~"), ".npmrc"))
 
 
+def netrc_path() -> Path:
+    """The netrc pip (requests), uv, poetry and twine read: ``$NETRC``, else ``~/.netrc``."""
+    explicit = os.environ.get("NETRC")
+    if explicit:
+        return _path(os.path.expanduser(explicit))
+    return _path(os.path.join(os.environ.get("HOME") or os.path.expanduser("~"), ".netrc"))
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` as 0700 (parents as needed); refuse an existing one others can enter.
 

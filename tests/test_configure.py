@@ -194,53 +194,6 @@ def test_git_credential_fill_uses_only_our_helper(env, cfg, tmp_path, monkeypatc
     assert not any(line.startswith(("entra store", "entra erase")) for line in log)
 
 
-# pip ---------------------------------------------------------------------------------------
-
-def pip_conf(env) -> Path:
-    return env["xdg_config"] / "pip" / "pip.conf"
-
-
-def test_pip_creates_the_setting_and_is_idempotent(env):
-    changes = configure.configure_pip()
-    assert len(changes) == 1
-    assert pip_conf(env).read_text() == "[global]\nkeyring-provider = import\n"
-    assert configure.configure_pip() == []
-
-
-def test_pip_keeps_comments_and_other_settings(env):
-    original = ("# my pip settings\n[global]\nindex-url = https://pkgs.example/simple/\n"
-                "  https://second.example/\n; trailing comment\n\n[install]\nno-cache-dir = 1\n")
-    pip_conf(env).parent.mkdir(parents=True)
-    pip_conf(env).write_text(original)
-    pip_conf(env).chmod(0o640)
-    configure.configure_pip()
-    text = pip_conf(env).read_text()
-    assert text == original.replace("  https://second.example/\n",
-                                    "  https://second.example/\nkeyring-provider = import\n")
-    assert stat.S_IMODE(pip_conf(env).stat().st_mode) == 0o640
-    assert configure.configure_pip() == []
-
-
-def test_pip_replaces_another_provider(env, tmp_path, monkeypatch):
-    path = tmp_path / "custom.conf"
-    monkeypatch.setenv("PIP_CONFIG_FILE", str(path))
-    path.write_text("[global]\nkeyring_provider = subprocess\ntimeout = 5\n")
-    assert "was: subprocess" in configure.configure_pip()[0]
-    assert path.read_text() == "[global]\nkeyring-provider = import\ntimeout = 5\n"
-    assert not pip_conf(env).exists()
-
-
-def test_pip_dry_run_writes_nothing(env):
-    assert configure.configure_pip(dry_run=True)
-    assert not pip_conf(env).exists()
-
-
-def test_pip_refuses_devnull(env, monkeypatch):
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    with pytest.raises(ConfigError, match="PIP_CONFIG_FILE"):
-        configure.configure_pip()
-
-
 # pnpm / npm --------------------------------------------------------------------------------
 
 NPMRC = ("registry=https://registry.npmjs.org/\r\n"

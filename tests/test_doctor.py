@@ -38,6 +38,8 @@ def shop(module_ws: Workspace) -> Workspace:
     # the daemon writes the npm block once it has a token
     assert wait_for(lambda: "_authToken=" in (ws.npmrc.read_text() if ws.npmrc.exists() else ""),
                     15), ws.daemon_output()
+    netrc = ws.home / ".netrc"  # and the netrc block for pip
+    assert wait_for(lambda: netrc.exists() and "machine localhost" in netrc.read_text(), 15)
     return ws
 
 
@@ -153,16 +155,34 @@ def test_useHttpPath_missing(shop: Workspace) -> None:
         shop.credhelper("configure", "git")
 
 
-def test_pip_keyring_provider_missing(shop: Workspace) -> None:
-    pip_conf = Path(shop.env["PIP_CONFIG_FILE"])
-    saved = pip_conf.read_text()
-    pip_conf.write_text("[global]\ntimeout = 30\n")
+def test_pip_reads_another_netrc_or_an_entry_that_wins(shop: Workspace) -> None:
+    other = shop.root / "other.netrc"
+    other.write_text("machine example.org login me password elsewhere\n")
+    other.chmod(0o600)
+    code, checks = doctor(shop, NETRC=str(other))
+    assert code == 1
+    assert "credhelper stop" in failed(checks, "pip", "the daemon writes")["fix"]
+    netrc = shop.home / ".netrc"
+    saved = netrc.read_text()
+    netrc.write_text(saved + "machine localhost login me password mine\n")
     try:
         code, checks = doctor(shop)
         assert code == 1
-        assert failed(checks, "pip", "no keyring-provider")["fix"] == "run: credhelper configure pip"
+        assert "delete that entry" in failed(checks, "pip", "another 'machine localhost'")["fix"]
     finally:
-        pip_conf.write_text(saved)
+        netrc.write_text(saved)
+
+
+def test_pip_not_configured(shop: Workspace) -> None:
+    shop.credhelper("configure", "pip", "--remove")
+    try:
+        code, checks = doctor(shop)
+        assert [c["fix"] for c in checks if c["name"] == "pip" and c["status"] == "warn"] == [
+            "run: credhelper configure pip"]
+    finally:
+        shop.credhelper("configure", "pip")
+        netrc = shop.home / ".netrc"
+        assert wait_for(lambda: netrc.exists() and "machine localhost" in netrc.read_text())
 
 
 def test_npm_block_missing_or_stale(shop: Workspace) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from credhelper.client import Client
 from credhelper.commands.init import render_config
+from harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_KEYS = ("name", "before", "init", "command")
@@ -223,7 +224,11 @@ def test_prebuild_then_start_then_restart(ws, em):
     assert Client(ws.socket(), timeout=5).ping()
     assert (ws.home / ".config" / "credhelper" / "config.toml").exists()
     assert ws.snapshot() == snapshot  # the daemon wrote its state under $HOME only
-    assert ws.token_requests() == [] and em.idp.count() == tokens_before  # tokens on first use
+    # `configure all` configures pip, uv and poetry, which read ~/.netrc and cannot ask the daemon:
+    # it fills that block at once, into $HOME (never /workspace); git still asks on first use
+    netrc = ws.home / ".netrc"
+    assert wait_for(lambda: netrc.exists() and "machine localhost " in netrc.read_text())
+    assert ws.snapshot() == snapshot and em.idp.count() > tokens_before
     assert "sync-done credhelper" in ws.gp_log.read_text()
 
     # A new terminal: its PATH comes from the hook; git needs no further step.

@@ -257,14 +257,16 @@ def test_configure_all_remove_undoes_every_tool(ws: Workspace) -> None:
     assert helpers.startswith("\ncache --timeout=60 --socket=") and "git_main.py" in helpers
 
     out = ws.credhelper("configure", "all", "--remove", env=env).stdout
-    assert [line.split(":")[0] for line in out.splitlines()] == ["yarn", "npm", "git"], out
+    # pip: off the record, then its netrc block out (uv and poetry were never configured here)
+    assert [line.split(":")[0] for line in out.splitlines()] == ["yarn", "npm", "pip", "pip", "git"], out
     assert ws.git("config", "--global", "--get-all", f"credential.{origin}.helper",
                   check=False).stdout == ""
     assert ws.git("config", "--global", "credential.helper").stdout == "store\n"
     assert npmrc_tokens(ws) == [] and not (ws.home / ".yarnrc.yml").exists()
     record = json.loads((ws.state_dir / "tools.json").read_text())["tools"]
     assert {tool: entry["state"] for tool, entry in record.items()} == {
-        "git": "removed", "npm": "removed", "pnpm": "removed", "yarn": "removed"}
+        "git": "removed", "npm": "removed", "pnpm": "removed", "yarn": "removed", "pip": "removed"}
+    assert not (ws.home / ".netrc").exists()
     refresh(ws)
     assert npmrc_tokens(ws) == [] and yarnrc_tokens(ws) == []
     assert "not configured" in ws.credhelper("configure", "npm", "--remove").stdout

@@ -15,7 +15,7 @@ import pytest
 
 from credhelper.emulator import packages
 from credhelper.frontends.pip_keyring import CredhelperKeyring
-from harness import BIN, Workspace
+from harness import BIN, Workspace, wait_for
 from hostile_urls import HOSTILE_URLS, ROUTE_URL
 
 OLD_PIP = "23.3.2"  # as pinned in the Makefile (OLD_PIP_VERSION)
@@ -179,8 +179,9 @@ def test_without_the_daemon_pip_fails_as_on_any_401(ws: Workspace) -> None:
 def test_configure_pip_then_plain_pip_install(ws: Workspace) -> None:
     ws.default_config()
     out = ws.credhelper("configure", "pip").stdout
-    assert "keyring-provider = import" in out
+    assert "pip: the daemon keeps" in out
     ws.start_daemon()
+    assert wait_for(lambda: (ws.home / ".netrc").exists())
     proc = pip_install(ws, "hello-private")
     assert any(e["status"] == 200 and e["auth"] == "basic" for e in served(ws, "hello-private"))
     assert_no_token(ws, proc.stdout, proc.stderr)

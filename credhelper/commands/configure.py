@@ -1,4 +1,7 @@
-"""``credhelper configure git|pip``: point each tool at credhelper, touching nothing else (and undo it).
+"""``credhelper configure git``: point git at credhelper, touching nothing else (and undo it).
+
+pip, uv and poetry are in ``configure_python`` (they share the daemon's netrc block); npm, pnpm
+and yarn in ``configure_js``.
 
 Each function returns one human-readable line per change (the same lines with ``dry_run=True``,
 when nothing is written), so a second run returns ``[]``. Files are edited line by line, never
@@ -39,12 +42,6 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, text.encode("utf-8", "surrogateescape"), mode)
-
-
-def _append(lines: List[str], line: str) -> None:
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    lines.append(line + "\n")
 
 
 # git ---------------------------------------------------------------------------------------
@@ -161,56 +158,3 @@ def remove_git(config: Config, dry_run: bool = False, git: str = "git",
     if not dry_run:
         record.removed("git")
     return changes
-
-
-# pip ---------------------------------------------------------------------------------------
-
-def pip_config_path() -> Path:
-    """The user pip config: ``$PIP_CONFIG_FILE``, else ``$XDG_CONFIG_HOME/pip/pip.conf``."""
-    explicit = os.environ.get("PIP_CONFIG_FILE")
-    if explicit:
-        if explicit == os.devnull:
-            raise ConfigError(f"PIP_CONFIG_FILE is {os.devnull}, so pip reads no config file; "
-                              "unset it or point it at a file")
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
-    return base / "pip" / "pip.conf"
-
-
-def configure_pip(dry_run: bool = False) -> List[str]:
-    """Set ``keyring-provider = import`` under ``[global]`` in the user pip config."""
-    path = pip_config_path()
-    lines = _lines(path)
-    wanted = "keyring-provider = import"
-    section, start, insert_at, found = None, None, None, None
-    for index, line in enumerate(lines):
-        header = re.match(r"\s*\[([^\]]+)\]\s*$", line)
-        if header:
-            section = header.group(1).strip()
-            if section == "global" and start is None:
-                start = insert_at = index + 1
-            continue
-        if section == "global" and line.strip() and not line.lstrip().startswith(("#", ";")):
-            insert_at = index + 1
-            setting = re.match(r"keyring[-_]provider\s*[=:]\s*(.*?)\s*$", line)
-            if setting:
-                found = (index, setting.group(1))
-    if found and found[1] == "import":
-        return []
-    if found:
-        change = f"pip: {path}: keyring-provider = import (was: {found[1]})"
-        lines[found[0]] = wanted + "\n"
-    elif start is not None and insert_at is not None:
-        change = f"pip: {path}: keyring-provider = import added to [global]"
-        lines.insert(insert_at, wanted + "\n")
-    else:
-        change = f"pip: {path}: [global] keyring-provider = import added"
-        if lines:
-            _append(lines, "")
-        _append(lines, "[global]")
-        _append(lines, wanted)
-    if not dry_run:
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        _atomic_write(path, "".join(lines), mode)
-    return [change]

@@ -1,5 +1,5 @@
-"""The private feed server: git smart HTTP, a PEP 503 simple index, an npm registry and a cargo
-sparse registry.
+"""The private feed server: git smart HTTP, a PEP 503 simple index (with PyPI's legacy upload
+API), an npm registry and a cargo sparse registry.
 
 Every request needs an access token from the emulated IdP for one of the feed audiences, sent
 as Basic (any user name, the token as password) or Bearer. The log records who came and what
@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
-from . import jwt, packages
+from . import jwt, packages, upload
 from .crates import CrateIndex
 from .npm_registry import NpmRegistry, user_of
 from .gitrepos import create_repo, http_backend
 from .idp import IdentityProvider
-from .web import Request, Response, json_response, text_response
+from .web import Request, Response, text_response
 
 FEED_AUDIENCES = frozenset(("499b84ac-1321-427f-aa17-267ca6975798", "api://credhelper-feed"))
 REALM = "credhelper-emulator"
@@ -131,6 +131,8 @@ class FeedServer:
             return http_backend(self.git_root, request, "/" + unquote(rest), user)
         if area == "pypi" and request.method in ("GET", "HEAD"):
             return self._pypi(rest)
+        if area == "pypi" and request.method == "POST" and rest.strip("/") == "legacy":
+            return self._pypi_upload(request)
         if area == "npm":
             return self.npm.handle(request, rest, "{}{}/npm/".format(self.base, prefix), user)
         if area == "cargo" and request.method in ("GET", "HEAD"):
@@ -157,6 +159,20 @@ class FeedServer:
             if data is not None:
                 return Response(200, data, [("Content-Type", "application/octet-stream")])
         return text_response(404, "not found")
+
+    def _pypi_upload(self, request: Request) -> Response:
+        """PyPI's legacy upload API: the file joins the simple index; re-uploading one is 400."""
+        try:
+            name, _version, filename, data = upload.read_upload(
+                request.headers.get("Content-Type", ""), request.body)
+        except upload.UploadError as exc:
+            return text_response(400, "Bad Request: {}\n".format(exc))
+        with self._lock:
+            files = self._python.setdefault(name, {})
+            if filename in files:
+                return text_response(400, "Bad Request: File already exists ({})\n".format(filename))
+            files[filename] = data
+        return text_response(200, "OK\n")
 
 
 def _html(title: str, body: str) -> Response:

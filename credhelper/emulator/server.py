@@ -130,6 +130,11 @@ class Emulator:
         return self.feed_base + "/pypi/simple/"
 
     @property
+    def pypi_upload_url(self) -> str:
+        """PyPI's legacy upload API (twine's ``--repository-url``, ``uv publish --publish-url``)."""
+        return self.feed_base + "/pypi/legacy/"
+
+    @property
     def open_pypi_url(self) -> str:
         """The same index without auth; served only while ``feeds.open_access`` is True."""
         return self.feed_base + "/open/pypi/simple/"

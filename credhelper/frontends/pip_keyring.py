@@ -17,12 +17,12 @@ from .. import paths
 from ..client import Client, ours_listening
 from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
 from .common import GET_TIMEOUT, say, starter
+from .keyring_cli import service_url
 
 # Below the chainer's 10, so with other backends present keyring still builds a chain (and
 # asks us first); above every real store (SecretService, macOS, Windows: 5), whose saved
 # password for the same host would be a stale copy of what the daemon holds.
 PRIORITY = 9.0
-_NOT_NETLOC = frozenset("/\\@?#") | frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
 _told: Set[str] = set()  # messages already written in this process (pip asks for URL, then netloc)
 
 
@@ -33,17 +33,6 @@ class ReadOnlyError(errors.PasswordSetError, errors.PasswordDeleteError, NotImpl
     ``NotImplementedError`` because that is what keyring's chainer catches to move on to the
     next backend: without it, ``keyring set`` would stop at us and never reach a real store.
     """
-
-
-def service_url(service: str) -> Optional[str]:
-    """The https URL a keyring service name stands for, or None when it cannot be ours."""
-    if "://" in service:
-        scheme, _, rest = service.partition("://")
-        return f"https://{rest}" if scheme.lower() == "https" and rest else None
-    # pip falls back to the bare netloc, host[:port]: treat it as the host's root
-    if not service or any(ch in _NOT_NETLOC for ch in service):
-        return None
-    return f"https://{service}/"
 
 
 def _say(message: str) -> None:

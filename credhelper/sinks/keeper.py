@@ -25,16 +25,23 @@ Slot = Tuple[str, Tuple[str, ...]]  # (account, scopes)
 def open_sinks(config: Config, record: Optional[ToolRecord] = None) -> List[Sink]:
     """Every sink the daemon keeps, each reading its own section of ``config``; with a
     ``record``, each writes only while its tool is configured there."""
+    from .netrc import NetrcSink
     from .npmrc import NpmrcSink
     from .yarnrc import YarnrcSink
 
     sinks: List[Sink] = []
-    for cls in (NpmrcSink, YarnrcSink):
+    for cls in (NpmrcSink, YarnrcSink, NetrcSink):
         gate = None
         if record is not None:
-            gate = functools.partial(record.enabled, cls.name, cls.default_on)
+            # a file several tools read (netrc: pip, uv, poetry) is kept while any is configured
+            tools = getattr(cls, "tools", (cls.name,))
+            gate = functools.partial(_any_enabled, record, tools, cls.default_on)
         sinks.append(cls.from_config(config, gate))
     return sinks
+
+
+def _any_enabled(record: ToolRecord, tools: Sequence[str], default: bool) -> bool:
+    return any(record.enabled(tool, default) for tool in tools)
 
 
 class SinkKeeper:

@@ -93,7 +93,8 @@ def _find_block(text: str) -> Optional[Tuple[int, int, bool]]:
     return begins[-1].start(), end.end(), bool(end.group(1))
 
 
-def _without_block(text: str) -> str:
+def without_block(text: str) -> str:
+    """``text`` without the managed block (shared by every sink that keeps one)."""
     found = _find_block(text)
     if found is None:
         return text
@@ -190,7 +191,7 @@ class NpmrcSink:
             if text is not None:
                 stray = self._stray_lines()
                 cleaned = self._clean(text)
-                kept = _without_block(render(cleaned, [], stray) if stray else cleaned)
+                kept = without_block(render(cleaned, [], stray) if stray else cleaned)
                 if not kept and self._created:
                     self.path.unlink()
                 elif kept != text:
@@ -258,7 +259,7 @@ class NpmrcSink:
             self._created = True
             text = ""
         cleaned = self._clean(text)
-        self._check(_without_block(cleaned))
+        self._check(without_block(cleaned))
         new = render(cleaned, lines, self._stray_lines())
         for key, token in self._tokens.items():
             recent = self._recent.setdefault(key, [])

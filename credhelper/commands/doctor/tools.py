@@ -4,7 +4,6 @@ Nothing here prints a value from a credential: the npmrc check reads a token onl
 whether it is present and still unexpired.
 """
 
-import configparser
 import os
 import shutil
 import stat
@@ -14,9 +13,8 @@ from typing import Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ... import paths
-from ...errors import ConfigError
 from ...routing import Router, redact_url
-from ..configure import GIT_HELPER, git_helpers, pip_config_path
+from ..configure import GIT_HELPER, git_helpers
 from .report import FAIL, OK, SKIP, WARN, Check, Context, jwt_expiry
 
 # git helpers that keep what they are given: placed next to ours they would hold a copy of
@@ -113,37 +111,6 @@ def check_git(ctx: Context) -> Iterator[Check]:
                             "this host differ by path (git would get ambiguous_route)", FIX_GIT)
     if fine:
         yield Check("git", OK, f"{len(router.origins())} origin(s) ask credhelper only")
-
-
-def check_pip(ctx: Context) -> Iterator[Check]:
-    """pip asks keyring (and so credhelper) for credentials."""
-
-    fix = "run: credhelper configure pip"
-    env = os.environ.get("PIP_KEYRING_PROVIDER", "").strip()
-    try:
-        path = pip_config_path()
-    except ConfigError as exc:
-        yield Check("pip", FAIL, exc.message, "unset PIP_CONFIG_FILE, then: credhelper configure pip")
-        return
-    parser = configparser.RawConfigParser(strict=False)
-    try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        yield Check("pip", FAIL, f"{path}: unreadable ({type(exc).__name__})", f"fix {path} by hand")
-        return
-    value, where = env, "PIP_KEYRING_PROVIDER"
-    for section in ("global", "install"):
-        for option in ("keyring-provider", "keyring_provider"):
-            if not value and parser.has_option(section, option):
-                value, where = parser.get(section, option).strip(), f"{path} [{section}]"
-    if value in ("import", "subprocess"):
-        yield Check("pip", OK, f"keyring-provider = {value} ({where})")
-    elif value == "auto":
-        yield Check("pip", WARN, f"keyring-provider = auto ({where}): pip skips keyring with "
-                    "--no-input and in some environments", fix)
-    else:
-        shown = f"keyring-provider = {value} ({where})" if value else f"no keyring-provider in {path}"
-        yield Check("pip", FAIL, f"{shown}: pip will not ask credhelper", fix)
 
 
 def check_npm(ctx: Context) -> Iterator[Check]:
