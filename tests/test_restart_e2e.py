@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List
 
 import msal
+import pytest
 
 from credhelper import config as config_mod
 from credhelper.auth import make_source
@@ -23,8 +24,6 @@ from credhelper.tokens import TokenManager
 from credhelper.vault import Vault
 from harness import ADO, Workspace, toml_value
 from signin import person_config, sign_in
-
-import pytest
 
 
 def _restart(ws: Workspace) -> None:
