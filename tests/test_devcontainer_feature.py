@@ -160,4 +160,6 @@ def test_install_then_start_as_the_devcontainer_cli_does(tmp_path, em):
     assert not Path(SHARE).exists()
     config = home / ".config" / "credhelper" / "config.toml"
     assert config.stat().st_mode & 0o777 == 0o600
-    assert "entra" in (home / ".gitconfig").read_text()  # configure all ran
+    # configure all ran: git asks the feature's install for the feed's credentials
+    gitconfig = (home / ".gitconfig").read_text()
+    assert f'[credential "{em.feed_base}"]' in gitconfig and f"{SHARE}/venv/" in gitconfig

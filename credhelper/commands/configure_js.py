@@ -12,7 +12,6 @@ the tool removed in the record first (so the daemon stops writing at once) and t
 lines out of the file.
 """
 
-import re
 import shutil
 from pathlib import Path
 from typing import List, Optional
@@ -35,13 +34,6 @@ def _check_routes(config: Config) -> None:
     router = Router(config.routes)
     for registry in config.npm_registries:
         router.resolve(registry)
-
-
-def _file_text(path: Path) -> Optional[str]:
-    try:
-        return path.read_bytes().decode("utf-8", "surrogateescape")
-    except FileNotFoundError:
-        return None
 
 
 def _remove_block(path: Path, tool: str, dry_run: bool, created: bool) -> List[str]:
@@ -155,22 +147,18 @@ def configure_yarn(config: Config, dry_run: bool = False,
     if not config.npm_registries or record.state("yarn") == CONFIGURED:
         return []
     path = yarnrc_path()
-    text = _file_text(path)
-    if text is not None and has_own_registries(_outside_text(text, path)):
+    lines = _lines(path)
+    outside = "".join(line for line, keep in zip(lines, outside_block(lines, path)) if keep)
+    if has_own_registries(outside):
         raise ConfigError(f"{path} has its own npmRegistries; credhelper cannot add its block "
                           "beside it (move those entries into a project .yarnrc.yml)")
     for registry in config.npm_registries:
         registry_key(registry)  # the same keys as npm's; refuse what cannot be written
     if not dry_run:
-        record.configured("yarn", {"created": text is None})
+        record.configured("yarn", {"created": not path.exists()})
     return [f"yarn: the daemon keeps npmRegistries for {len(config.npm_registries)} "
             f"registr{'y' if len(config.npm_registries) == 1 else 'ies'} in {path} (yarn 2+)",
             "yarn: " + YARN_CLASSIC_NOTE]
-
-
-def _outside_text(text: str, path: Path) -> str:
-    lines = re.findall(r"[^\n]*\n|[^\n]+\Z", text)
-    return "".join(l for l, keep in zip(lines, outside_block(lines, path)) if keep)
 
 
 def remove_yarn(config: Config, dry_run: bool = False,

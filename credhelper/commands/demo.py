@@ -186,7 +186,7 @@ def run_demo(keep: bool = False, device_code: bool = False) -> int:
         _run(credhelper + ["configure", "all"], env)
         _wait_for(Path(env["NPM_CONFIG_USERCONFIG"]), 15, "the npm token block", "_authToken")
 
-        step("git clone over HTTPS, credential from git-credential-entra")
+        step("git clone over HTTPS, credential from the daemon's git socket (git's cache client)")
         checkout = root / "demo"
         _run(["git", "clone", "--quiet", info["git_url"], str(checkout)], env)
 
