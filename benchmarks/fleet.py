@@ -7,13 +7,18 @@ and ``backoff``) on a simulated clock; nothing sleeps. The day, by default:
   every slot asked for at once (a clone, an npm install) and kept warm all day;
 * Entra answers with 60-90 minute tokens (``refresh_in`` half the lifetime);
 * 1 % of the workspaces restart once at a random time; all of them restart in the minute after
-  noon (a fleet-wide restart). A restarted daemon holds nothing: every slot starts cold again;
+  noon (a fleet-wide restart). A restarted daemon adopts the tokens it kept in its state
+  directory (``credhelper/kept.py``), each with the refresh time planned when it arrived: a slot
+  whose token is still usable asks nothing until then (``TokenManager.restore``: at
+  ``max(restart, planned)``). The random restarts are daemon restarts on the same machine, so
+  they keep tokens too (a new machine would start cold, like the 9:00 rush). A third row
+  replays the old daemon, which held nothing after a restart (every slot cold again, its first refresh spread): its row is printed for reference;
 * Entra throttles the app: modelled as a token bucket (default 1,000 requests per 20 s, the
   per-app budget Microsoft documents for its directory API; it publishes no number for the token
   endpoint). A throttled request is answered 429 with ``Retry-After: 60`` and retried the way the
   daemon retries (``schedule.backoff`` honouring ``Retry-After``).
 
-Two rules run on the same fleet, same random draws: credhelper's rule (a slot's first refresh
+The rules run on the same fleet, same random draws: credhelper's rule (a slot's first refresh
 spread over its whole first period) and the plain rule (every refresh 2-7 minutes before the
 half-life). Rates are requests per second averaged over each minute; a per-second peak is also
 reported. Prints a Markdown table and writes a PNG of both curves.
@@ -22,6 +27,7 @@ reported. Prints a Markdown table and writes a PNG of both curves.
 """
 
 import argparse
+import dataclasses
 import heapq
 import random
 import struct
@@ -55,6 +61,7 @@ class Day:
     # False: a request over the budget is counted and answered (what the refresh rule alone
     # asks for). True: it gets a 429 and the slot retries as the daemon would (what follows).
     feedback: bool = False
+    keep_tokens: bool = True           # a restart adopts the kept tokens (False: starts cold)
     seed: int = 9
     starts: List[float] = field(default_factory=list)
     slots: List[int] = field(default_factory=list)
@@ -93,6 +100,7 @@ def simulate(day: Day, spread_first: bool) -> Result:
     events: List[Tuple[float, int, int, int, int, int]] = []
     generation = [0] * day.workspaces
     expires: Dict[Tuple[int, int], float] = {}
+    planned: Dict[Tuple[int, int], float] = {}  # the refresh planned when the held token came
     failures: Dict[Tuple[int, int], int] = {}
     seq = 0
 
@@ -114,11 +122,17 @@ def simulate(day: Day, spread_first: bool) -> Result:
             break
         if gen != generation[w]:
             continue                    # planned by a daemon that has since restarted
-        if kind == 1:                   # the daemon restarts: every slot cold, asked at once
+        if kind == 1:                   # the daemon restarts
             generation[w] += 1
             for slot in range(day.slots[w]):
-                expires.pop((w, slot), None)
-                failures.pop((w, slot), None)
+                key = (w, slot)
+                failures.pop(key, None)
+                held = expires.get(key)
+                if day.keep_tokens and held is not None and schedule.usable(_Held(held), at):
+                    push(max(at, planned[key]), 0, w, slot)   # kept: its own refresh time
+                    continue
+                expires.pop(key, None)      # nothing kept: cold, asked at once
+                planned.pop(key, None)
                 push(at, 0, w, slot)
             continue
         requests += 1
@@ -141,10 +155,17 @@ def simulate(day: Day, spread_first: bool) -> Result:
         first = key not in expires
         expires[key] = at + lifetime
         failures.pop(key, None)
-        when = schedule.next_refresh(at, at + lifetime, at + lifetime / 2, rng.random(),
-                                     first and spread_first)
+        when = planned[key] = schedule.next_refresh(at, at + lifetime, at + lifetime / 2,
+                                                    rng.random(), first and spread_first)
         push(when, 0, w, s)
     return Result(per_second, throttled, requests)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A held token as ``schedule.usable`` sees it: its expiry."""
+
+    expires_on: float
 
 
 def per_minute(per_second: Sequence[int]) -> List[float]:
@@ -171,6 +192,7 @@ _DIGITS = ["111101101101111", "010110010010111", "111001111100111", "11100111100
            "111101111101111", "111101111001111"]
 WHITE, GREY, BLUE, BLACK, RED = ((255, 255, 255), (170, 170, 170), (31, 119, 180), (0, 0, 0),
                                  (214, 39, 40))
+ORANGE = (255, 187, 120)
 
 
 class Canvas:
@@ -279,9 +301,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     day = Day(workspaces=args.workspaces, hours=args.hours, noon_spread=args.noon_spread,
               feedback=args.throttle, seed=args.seed).draw()
+    cold_day = dataclasses.replace(day, keep_tokens=False)
     ours, plain = simulate(day, spread_first=True), simulate(day, spread_first=False)
-    rows = [("credhelper (first refresh spread)", figures(ours, day)),
-            ("plain half-life rule (reference)", figures(plain, day))]
+    cold = simulate(cold_day, spread_first=True)
+    rows = [("credhelper (kept tokens, first refresh spread)", figures(ours, day)),
+            ("credhelper restarting cold (no kept tokens)", figures(cold, cold_day)),
+            ("plain half-life rule, kept tokens (reference)", figures(plain, day))]
     slots = sum(day.slots)
     print(f"\n### Fleet: {day.workspaces:,} workspaces, {slots:,} slots, {day.hours:g} h, "
           f"rush {day.rush:g} s, noon restart over {day.noon_spread:g} s\n")
@@ -295,9 +320,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{f['peak'] / f['mean']:.2f}x | {f['peak_outside_noon'] / f['mean']:.2f}x | "
               f"{int(f['peak_1s'])} | {int(f['throttled']):,} |")
     mean = rows[0][1]["mean"]
-    plot([(per_minute(plain.per_second), GREY), (per_minute(ours.per_second), BLUE)],
+    plot([(per_minute(cold.per_second), ORANGE), (per_minute(plain.per_second), GREY),
+          (per_minute(ours.per_second), BLUE)],
          day.hours, 2 * mean, args.png, top=max(4 * mean, 1.0))
-    print(f"\nPlot: {args.png} (blue: credhelper, grey: plain rule, red dashes: 2x credhelper's "
+    print(f"\nPlot: {args.png} (blue: credhelper, orange: credhelper restarting cold, grey: plain rule, red dashes: 2x credhelper's "
           "mean; clipped at 4x the mean; x: hour of day)")
     return 0
 

@@ -22,6 +22,7 @@ from .clock import SystemClock
 from .errors import AuthFailed, ConfigError, CredhelperError
 from .gitcache import CacheServer, bind_cache_socket
 from .hardening import harden_process
+from .kept import KeptTokens
 from .keystore import choose_keystore
 from .listener import Peer, SocketServer, bind_unix
 from .logs import AuditLog, setup_logging
@@ -57,7 +58,12 @@ class Daemon:
         keystore = choose_keystore(self.state_dir)
         self.sessions = Sessions(Vault(self.state_dir / "cache.bin", keystore))
         tokens = TokenManager(self._build_sources(config, None), clock, rng=rng or random.Random(),
-                              on_token=self._on_token)
+                              on_token=self._on_token, on_change=self._keep)
+        # tokens the last daemon held, each with its planned refresh: a restart asks nobody
+        self.kept = KeptTokens(Vault(self.state_dir / "tokens.bin", keystore))
+        adopted = tokens.restore(self.kept.load(config.accounts))
+        if adopted:
+            log.info("kept %d token(s) from the last run", adopted)
         self.refresher = Refresher(tokens, clock)
         # `configure TOOL --remove` takes a tool's file off the daemon's hands, across restarts
         self.tools = ToolRecord(self.state_dir)
@@ -86,7 +92,13 @@ class Daemon:
 
     def _on_token(self, account: str, scopes: Tuple[str, ...], token: Token) -> None:
         self.sessions.persist()
+        self._keep()
         self.sinks.on_token(account, scopes, token)
+
+    def _keep(self) -> None:
+        """Write every held token to the vault (a new one, or one dropped by logout/invalidate)."""
+        core = self.core
+        self.kept.save(core.tokens.kept, core.config.accounts)
 
     def _listeners(self, wake_fd: int) -> List[Listener]:
         """Every socket the daemon serves; the first runs on the main thread and sees signals.

@@ -84,15 +84,16 @@ class AuditLog:
     fraction of scanning the whole line.
 
     At ``max_bytes`` the file becomes ``audit.log.1`` (the one before it goes) and a new one
-    starts. Only the writer that crosses the line takes a lock; a descriptor swapped out stays
-    open until the next rotation, so a write racing the swap lands whole in the older file.
+    starts. Only the writer that crosses the line takes a lock. The new file is ``dup2``-ed onto
+    the same descriptor number, so no descriptor a writer may still hold is ever closed (a
+    closed number can be reused by another file, and a line would land in it): a write racing
+    the swap lands whole in the old file or the new one.
     """
 
     def __init__(self, path: Optional[Path], max_bytes: int = AUDIT_LOG_BYTES) -> None:
         self._path = path
         self._max = max_bytes
         self._fd: Optional[int] = None
-        self._retired: Optional[int] = None
         self._rotating = threading.Lock()
         self._size = 0
         if path is not None:
@@ -130,9 +131,11 @@ class AuditLog:
             path = self._path
             os.replace(path, f"{path}.1")
             fresh = self._open(path)
-            if self._retired is not None:
-                os.close(self._retired)
-            self._retired, self._fd, self._size = self._fd, fresh, 0
+            try:
+                os.dup2(fresh, self._fd, inheritable=False)
+            finally:
+                os.close(fresh)
+            self._size = 0
         except OSError as exc:
             self._size = 0  # try again after another max_bytes, not on every line
             logging.getLogger("credhelper.audit").warning("cannot rotate the audit log: %s", exc)
@@ -142,10 +145,8 @@ class AuditLog:
     def close(self) -> None:
         """Close the file."""
         fd, self._fd = self._fd, None
-        retired, self._retired = self._retired, None
-        for one in (fd, retired):
-            if one is not None:
-                os.close(one)
+        if fd is not None:
+            os.close(fd)
 
 
 # One encoder for every line: json.dumps with any keyword argument builds a new one per call.

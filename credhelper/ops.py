@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import __version__
 from .acr import NULL_USER, RegistryTokens
+from .clock import SystemClock
 from .config import ACR_SCOPE, Config, Route, registry_hosts
 from .errors import AuthFailed, CredhelperError, NoRoute, RequestError
 from .listener import Peer
@@ -48,9 +49,10 @@ class Core:
     state_dir: Path
     reload: Callable[[], None]
     stop: Callable[[], None]
-    registries: RegistryTokens           # container registry refresh tokens, memory only
     started: float = field(default_factory=time.time)
     reload_error: Optional[str] = None
+    # container registry refresh tokens, memory only (the daemon hands in one on its own clock)
+    registries: RegistryTokens = field(default_factory=lambda: RegistryTokens(SystemClock()))
     azure: Any = None                    # the Azure SDKs' loopback endpoint, when [azure] is set
     # A memo of URL -> route, least recently used out first (a git fetch asks for the same URL
     # over and over); tied to the router it came from, so a reload empties it.

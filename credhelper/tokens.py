@@ -10,7 +10,7 @@ import hmac
 import logging
 import random
 import threading
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from . import schedule
 from .auth.base import Source, Token
@@ -21,6 +21,17 @@ log = logging.getLogger(__name__)
 
 Key = Tuple[str, Tuple[str, ...]]
 OnToken = Callable[[str, Tuple[str, ...], Token], None]
+
+
+
+class Kept(NamedTuple):
+    """A slot's token as it outlives the daemon (``kept.py``): the token and its planned refresh."""
+
+    account: str
+    scopes: Tuple[str, ...]
+    token: Token
+    planned: float
+
 
 IDLE_AFTER = 8 * 3600.0  # a slot nobody asked for in this long stops refreshing
 _FORBIDDEN = ("\r", "\n", "\0")
@@ -64,8 +75,10 @@ class TokenManager:
 
     def __init__(self, sources: Mapping[str, Source], clock: Clock,
                  rng: Optional[random.Random] = None, on_token: Optional[OnToken] = None,
-                 idle_after: float = IDLE_AFTER) -> None:
+                 idle_after: float = IDLE_AFTER,
+                 on_change: Optional[Callable[[], None]] = None) -> None:
         self._sources: Dict[str, Source] = dict(sources)
+        self._on_change = on_change  # a token was dropped (invalidate, logout, reload): re-keep
         self._clock = clock
         self._rng = rng or random.Random()
         self._on_token = on_token
@@ -247,6 +260,7 @@ class TokenManager:
             slot.token = None
             slot.next_refresh = self._clock.now() if slot.pinned else None
         self.wakeup.set()
+        self._changed()
         return True
 
     def pin(self, account: str, scopes: Tuple[str, ...]) -> None:
@@ -269,14 +283,57 @@ class TokenManager:
     def drop_account(self, account: str) -> int:
         """Forget every slot of ``account`` (logout, fresh sign-in); returns how many."""
         with self._lock:
-            return self._drop(lambda key: key[0] == account)
+            dropped = self._drop(lambda key: key[0] == account)
+        self._changed()
+        return dropped
 
     def replace_sources(self, sources: Mapping[str, Source]) -> None:
         """Adopt a reloaded config: keep slots whose account kept an equivalent source."""
         with self._lock:
             old, self._sources = self._sources, dict(sources)
-            self._drop(lambda key: not _same_source(old.get(key[0]), self._sources.get(key[0])))
+            dropped = self._drop(lambda key: not _same_source(old.get(key[0]),
+                                                               self._sources.get(key[0])))
         self.wakeup.set()
+        if dropped:
+            self._changed()
+
+    def kept(self) -> List[Kept]:
+        """Every held token still usable, with its planned refresh: what a restart should keep."""
+        now = self._clock.now()
+        with self._lock:
+            return [Kept(slot.key[0], slot.key[1], slot.token, slot.planned)
+                    for slot in self._slots.values()
+                    if slot.alive and slot.token is not None and schedule.usable(slot.token, now)]
+
+    def restore(self, kept: Sequence[Kept]) -> int:
+        """Adopt tokens a previous daemon kept; each keeps its planned refresh. Returns how many.
+
+        The refresh time was spread by jitter when the token arrived: keeping it means a
+        fleet-wide restart asks the identity provider nothing until those times come round.
+        """
+        now = self._clock.now()
+        adopted = 0
+        with self._lock:
+            for entry in kept:
+                key = (entry.account, tuple(entry.scopes))
+                if (entry.account not in self._sources or key in self._slots
+                        or not schedule.usable(entry.token, now)):
+                    continue
+                slot = self._slots[key] = _Slot(key, now)
+                slot.token, slot.planned = entry.token, entry.planned
+                slot.next_refresh = max(now, entry.planned)  # past due: refreshed on the next pass
+                adopted += 1
+        if adopted:
+            self.wakeup.set()
+        return adopted
+
+    def _changed(self) -> None:
+        if self._on_change is None:
+            return
+        try:
+            self._on_change()
+        except Exception as exc:  # keeping is best effort: the token in memory is what counts
+            log.error("on_change callback raised %s", type(exc).__name__)
 
     def _drop(self, doomed: Callable[[Key], bool]) -> int:
         keys = [key for key in self._slots if doomed(key)]

@@ -147,6 +147,24 @@ def test_signed_in_needs_no_network_and_no_wait_on_a_refresh(idp, source, cache)
     refreshing.join(15)
 
 
+def test_a_code_approved_just_after_a_cancel_signs_nobody_in(idp, source) -> None:
+    """MSAL polls once more after its sleep whatever the exit condition says; that poll may
+    find the code approved. Ctrl-C means nobody new is signed in all the same."""
+    device = "urn:ietf:params:oauth:grant-type:device_code"
+    source.login_start()
+    assert wait_for(lambda: idp.count(device) >= 1)  # pending; MSAL now sleeps a second
+    source.login_cancel()
+    idp.approve("mallory@contoso.com")
+    assert wait_for(lambda: not any(t.name == "credhelper-login-work"
+                                    for t in threading.enumerate()))
+    # Usually one poll follows the cancel and finds the code approved (the case this is about);
+    # on a slow machine MSAL may see the cancel first and not poll again. Either way:
+    assert source.signed_in() is None
+    assert source.login_wait(0)["error"] == "cancelled"
+    with pytest.raises(NotSignedIn):
+        source.acquire(SCOPES, now=0.0)
+
+
 def test_refresh_failures_keep_their_kind(idp, source) -> None:
     assert sign_in(idp, source)["state"] == "done"
     idp.script.extend([("429", 7), ("500",)])

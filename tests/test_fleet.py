@@ -20,17 +20,34 @@ def day() -> "fleet.Day":
     return fleet.Day(workspaces=400, hours=4, seed=3).draw()
 
 
-def test_every_slot_is_asked_for_at_the_rush_and_again_at_noon(day):
-    result = fleet.simulate(day, spread_first=True)
+def test_every_slot_is_asked_for_at_the_rush_and_at_noon_only_when_restarting_cold(day):
+    cold_day = fleet.dataclasses.replace(day, keep_tokens=False)
+    cold = fleet.simulate(cold_day, spread_first=True)
     slots = sum(day.slots)
-    assert sum(result.per_second[:61]) == slots
+    assert sum(cold.per_second[:61]) == slots
     noon = int(fleet.NOON)
-    # the fleet-wide restart starts every slot cold: at least one request each in its minute
-    assert sum(result.per_second[noon:noon + 61]) >= slots
-    assert result.requests == sum(result.per_second)
+    # a daemon holding nothing after the fleet-wide restart: every slot asks in its minute
+    assert sum(cold.per_second[noon:noon + 61]) >= slots
+    assert cold.requests == sum(cold.per_second)
+    # kept tokens: the noon minute sees only the refreshes that were due anyway
+    kept = fleet.simulate(day, spread_first=True)
+    assert sum(kept.per_second[:61]) == slots
+    steady = sum(kept.per_second[noon - 600:noon]) / 10
+    assert sum(kept.per_second[noon:noon + 61]) <= 2 * steady + 5
+    assert kept.requests < cold.requests
+
+
+def test_kept_tokens_keep_the_noon_restart_within_twice_the_mean(day):
+    f = fleet.figures(fleet.simulate(day, spread_first=True), day)
+    assert f["peak"] / f["mean"] <= 2.0
+    cold_day = fleet.dataclasses.replace(day, keep_tokens=False)
+    cold = fleet.figures(fleet.simulate(cold_day, spread_first=True), cold_day)
+    assert cold["peak"] / cold["mean"] >= 5.0
 
 
 def test_spreading_the_first_refresh_flattens_the_echo_of_the_rush(day):
+    # restarting cold, noon is a second rush: both rushes' echoes are measured
+    day = fleet.dataclasses.replace(day, keep_tokens=False)
     ours = fleet.figures(fleet.simulate(day, spread_first=True), day)
     plain = fleet.figures(fleet.simulate(day, spread_first=False), day)
     assert ours["peak_outside_noon"] / ours["mean"] <= 1.6
@@ -61,7 +78,7 @@ def test_main_prints_the_table_and_writes_a_png(tmp_path, capsys):
     png = tmp_path / "fleet.png"
     assert fleet.main(["--workspaces", "200", "--hours", "4", "--png", str(png)]) == 0
     out = capsys.readouterr().out
-    assert "| credhelper (first refresh spread) |" in out and "peak/mean" in out
+    assert "| credhelper (kept tokens, first refresh spread) |" in out and "peak/mean" in out
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])

@@ -9,7 +9,7 @@ never holds up shutdown.
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import msal
 from msal.authority import canonicalize
@@ -34,8 +34,9 @@ _INTERACTION_SUBERRORS = frozenset({"basic_action", "additional_action", "messag
 class _Login:
     """One device-code sign-in in flight; the first outcome written wins."""
 
-    def __init__(self, flow: Dict[str, Any]) -> None:
+    def __init__(self, flow: Dict[str, Any], known: Set[str]) -> None:
         self.flow = flow
+        self.known = known  # home account ids signed in before this sign-in began
         self.cancel = threading.Event()
         self.finished = threading.Event()
         self.outcome: Dict[str, Any] = {"state": "pending"}
@@ -81,7 +82,9 @@ class DeviceCodeSource:
         if "user_code" not in flow:
             raise LoginFailed(f"account '{self.account.name}': cannot start sign-in: "
                               f"{describe_error(flow)}")
-        login = _Login(flow)
+        with self._lock:
+            known = {a["home_account_id"] for a in self._accounts(app)}
+        login = _Login(flow, known)
         self._login = login
         threading.Thread(target=self._poll, args=(app, login), daemon=True,
                          name=f"credhelper-login-{self.account.name}").start()
@@ -184,9 +187,17 @@ class DeviceCodeSource:
             user = claims.get("preferred_username") or claims.get("upn")
             with self._lock:
                 for account in app.get_accounts(username=user) if user else []:
-                    self._home_account_id = account["home_account_id"]
                     self._drop_access_tokens(account["home_account_id"])
-            login.finish({"state": "done", "user": user})
+                    if login.cancel.is_set():
+                        # MSAL sleeps between polls without looking at the exit condition, so
+                        # one poll may follow a Ctrl-C and find the code approved: it must not
+                        # sign anyone in who was not signed in before.
+                        if account["home_account_id"] not in login.known:
+                            app.remove_account(account)
+                    else:
+                        self._home_account_id = account["home_account_id"]
+            login.finish(_failed(self.account.name, "cancelled") if login.cancel.is_set()
+                         else {"state": "done", "user": user})
             return
         error = str(result.get("error") or "error")
         if error in ("authorization_pending", "slow_down"):

@@ -84,6 +84,8 @@ def classify(path: Path, data: bytes, issuers: Set[str]) -> Optional[str]:
     name = path.name
     if name == "cache.bin" and data.startswith(MAGIC):
         return "a credhelper token cache"
+    if name == "tokens.bin" and data.startswith(MAGIC):
+        return "credhelper's kept access tokens"
     if name == "key" and len(data) == 32 and (path.with_name("cache.bin").exists()
                                                 or path.parent.name == "credhelper"):
         return "a credhelper cache key"
