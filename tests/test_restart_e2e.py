@@ -22,7 +22,7 @@ from credhelper.kept import KeptTokens
 from credhelper.keystore import KeyFileStore
 from credhelper.tokens import TokenManager
 from credhelper.vault import Vault
-from harness import ADO, Workspace, toml_value
+from harness import ADO, Workspace, toml_value, wait_for
 from signin import person_config, sign_in
 
 
@@ -32,7 +32,10 @@ def _restart(ws: Workspace) -> None:
 
 
 def _kept_file_holds_no_clear_token(ws: Workspace, token: str) -> None:
-    blob = (ws.state_dir / "tokens.bin").read_bytes()
+    # a sink may have started the slot's acquisition: its thread writes the file after answering
+    kept = ws.state_dir / "tokens.bin"
+    assert wait_for(kept.exists), ws.daemon_output()
+    blob = kept.read_bytes()
     assert token.encode() not in blob and token.split(".")[1].encode() not in blob
 
 
@@ -82,6 +85,7 @@ def test_a_changed_account_does_not_adopt_the_old_token(ws: Workspace) -> None:
     ws.start_daemon()
     url = f"{em.feed_base}/pypi/simple/"
     token = ws.client().get(url)["token"]
+    assert wait_for((ws.state_dir / "tokens.bin").exists)
     assert ws.stop_daemon() == 0
     other_gp = ws.gp.with_name("gp-copy")  # the same assertions, another command: a new account
     other_gp.write_bytes(ws.gp.read_bytes())
@@ -99,8 +103,9 @@ def test_a_damaged_kept_file_is_moved_aside_and_the_daemon_starts(ws: Workspace)
     ws.start_daemon()
     url = f"{em.feed_base}/pypi/simple/"
     ws.client().get(url)
-    assert ws.stop_daemon() == 0
     kept = ws.state_dir / "tokens.bin"
+    assert wait_for(kept.exists)
+    assert ws.stop_daemon() == 0
     kept.write_bytes(kept.read_bytes()[:-5] + b"xxxxx")
     ws.start_daemon()
     assert ws.client().get(url)["token"]

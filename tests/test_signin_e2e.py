@@ -82,7 +82,7 @@ def test_restart_keeps_the_sign_in_from_the_encrypted_cache(person: Workspace) -
     ws.stop_daemon()
     sign_ins, refreshes = em.idp.count(grant_type="device_code"), em.idp.count("refresh_token")
     # without the kept access token (test_restart_e2e.py) the sign-in must come from the cache
-    (ws.state_dir / "tokens.bin").unlink()
+    (ws.state_dir / "tokens.bin").unlink(missing_ok=True)
 
     ws.start_daemon()
     assert "signed in as carol@contoso.com" in ws.credhelper("status").stdout
