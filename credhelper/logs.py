@@ -78,23 +78,23 @@ def setup_logging(state_dir: Path, foreground: bool, level: int = logging.INFO,
 class AuditLog:
     """One JSON line per answered request: who asked, for what, and the outcome; never a token.
 
-    It is written on the hot path, so each line is one ``os.write`` on an ``O_APPEND`` descriptor:
-    the kernel keeps concurrent appends whole, no lock and no Python file buffer are needed. Only
-    string values are run through ``redact`` (the numbers and keys are ours), which costs a
-    fraction of scanning the whole line.
+    It is written on the hot path, so each line is one ``os.write`` on an ``O_APPEND`` descriptor,
+    with no Python file buffer. Only string values are run through ``redact`` (the numbers and
+    keys are ours), which costs a fraction of scanning the whole line.
 
     At ``max_bytes`` the file becomes ``audit.log.1`` (the one before it goes) and a new one
-    starts. Only the writer that crosses the line takes a lock. The new file is ``dup2``-ed onto
-    the same descriptor number, so no descriptor a writer may still hold is ever closed (a
-    closed number can be reused by another file, and a line would land in it): a write racing
-    the swap lands whole in the old file or the new one.
+    starts. One lock covers each append, the size count and the swap: without it, lines racing a
+    rotation piled into ``audit.log.1`` and the size count went stale (the cap overshot 5x under
+    eight writers). An append is a short write to the page cache, so the lock costs next to
+    nothing. The new file is ``dup2``-ed onto the same descriptor number, so no descriptor is
+    ever closed under a writer (a closed number can be reused by another file).
     """
 
     def __init__(self, path: Optional[Path], max_bytes: int = AUDIT_LOG_BYTES) -> None:
         self._path = path
         self._max = max_bytes
         self._fd: Optional[int] = None
-        self._rotating = threading.Lock()
+        self._lock = threading.Lock()
         self._size = 0
         if path is not None:
             self._fd = self._open(path)
@@ -114,19 +114,22 @@ class AuditLog:
         record: Dict[str, Any] = {"time": round(time.time(), 3)}
         for key, value in fields.items():
             record[key] = redact(value) if isinstance(value, str) else value
-        line = _dumps(record) + "\n"
-        try:
-            self._size += os.write(fd, line.encode("utf-8", "backslashreplace"))
-        except OSError as exc:
-            logging.getLogger("credhelper.audit").warning("cannot write the audit log: %s", exc)
-        if self._size >= self._max:
-            self._rotate()
+        data = (_dumps(record) + "\n").encode("utf-8", "backslashreplace")
+        with self._lock:
+            fd = self._fd
+            if fd is None:  # closed while this line was built
+                return
+            try:
+                self._size += os.write(fd, data)
+            except OSError as exc:
+                logging.getLogger("credhelper.audit").warning("cannot write the audit log: %s", exc)
+            if self._size >= self._max:
+                self._rotate()
 
     def _rotate(self) -> None:
-        if not self._rotating.acquire(blocking=False):
-            return  # another writer is rotating
+        """Swap in a new file; the caller holds ``_lock``."""
         try:
-            if self._size < self._max or self._path is None or self._fd is None:
+            if self._path is None or self._fd is None:
                 return
             path = self._path
             os.replace(path, f"{path}.1")
@@ -139,12 +142,11 @@ class AuditLog:
         except OSError as exc:
             self._size = 0  # try again after another max_bytes, not on every line
             logging.getLogger("credhelper.audit").warning("cannot rotate the audit log: %s", exc)
-        finally:
-            self._rotating.release()
 
     def close(self) -> None:
         """Close the file."""
-        fd, self._fd = self._fd, None
+        with self._lock:
+            fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
 
