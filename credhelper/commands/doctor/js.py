@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import stat
-import time
 from typing import Iterator, List, Optional
 
 from ... import paths
@@ -19,7 +18,7 @@ from ...routing import Router, redact_url
 from ...sinks.npmrc import BEGIN, END, registry_key
 from ...sinks.yarnrc import has_own_registries, yarnrc_path
 from ...toolrecord import CONFIGURED, REMOVED, ToolRecord
-from .report import FAIL, OK, WARN, Check, Context, jwt_expiry
+from .report import FAIL, OK, WARN, Check, Context, token_problem
 
 _TOKEN_LINE = re.compile(r'^\s+npmAuthToken: "([^"]*)"\s*$')
 
@@ -108,12 +107,9 @@ def check_yarn(ctx: Context) -> Iterator[Check]:
         if key in block:
             found = _TOKEN_LINE.match(block[min(block.index(key) + 2, len(block) - 1)])
             token = found.group(1) if found else None
-        expiry = jwt_expiry(token) if token else None
-        if not token:
+        problem = token_problem(token, path)
+        if problem:
             fine = False
-            yield Check("yarn", FAIL, f"{redact_url(registry)}: missing from the credhelper block", fix)
-        elif expiry is not None and expiry <= time.time():
-            fine = False
-            yield Check("yarn", FAIL, f"{redact_url(registry)}: stale (the token in {path} expired)", fix)
+            yield Check("yarn", FAIL, f"{redact_url(registry)}: {problem}", fix)
     if fine:
         yield Check("yarn", OK, f"{path}: {len(ctx.config.npm_registries)} registry token(s) present")

@@ -8,6 +8,7 @@ on its own). A result never holds a token.
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -58,3 +59,13 @@ def jwt_expiry(token: str) -> Optional[float]:
         return float(claims["exp"])
     except (IndexError, ValueError, KeyError, TypeError):
         return None
+
+
+def token_problem(token: Optional[str], path: object) -> Optional[str]:
+    """Why a managed block's token line cannot serve (missing, or a JWT past its ``exp``), else None."""
+    if not token:
+        return "missing from the credhelper block"
+    expiry = jwt_expiry(token)
+    if expiry is not None and expiry <= time.time():
+        return f"stale (the token in {path} expired)"
+    return None

@@ -8,14 +8,13 @@ import os
 import shutil
 import stat
 import subprocess
-import time
 from typing import Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ... import paths
 from ...routing import Router, redact_url
 from ..configure import GIT_HELPER, git_helpers
-from .report import FAIL, OK, SKIP, WARN, Check, Context, jwt_expiry
+from .report import FAIL, OK, SKIP, WARN, Check, Context, token_problem
 
 # git helpers that keep what they are given: placed next to ours they would hold a copy of
 # our token (and hand it out after it expired).
@@ -150,12 +149,9 @@ def check_npm(ctx: Context) -> Iterator[Check]:
     for registry in ctx.config.npm_registries:
         prefix = registry_key(registry) + ":_authToken="
         tokens = [line[len(prefix):].strip() for line in block if line.startswith(prefix)]
-        expiry = jwt_expiry(tokens[0]) if tokens and tokens[0] else None
-        if not tokens or not tokens[0]:
+        problem = token_problem(tokens[0] if tokens else None, npmrc)
+        if problem:
             fine = False
-            yield Check("npm", FAIL, f"{redact_url(registry)}: missing from the credhelper block", fix)
-        elif expiry is not None and expiry <= time.time():
-            fine = False
-            yield Check("npm", FAIL, f"{redact_url(registry)}: stale (the token in {npmrc} expired)", fix)
+            yield Check("npm", FAIL, f"{redact_url(registry)}: {problem}", fix)
     if fine:
         yield Check("npm", OK, f"{npmrc}: {len(ctx.config.npm_registries)} registry token(s) present")
