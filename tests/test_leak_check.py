@@ -140,7 +140,10 @@ def test_each_parallel_worker_checks_its_own_output(tmp_path: Path) -> None:
                            "-n", "2", "--dist", "each", str(tmp_path)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=180)
     summary = proc.stdout.strip().splitlines()[-1:]  # the output holds credentials: verdict only
-    found = re.findall(r"AssertionError: (\d+) token/secret occurrences found", proc.stdout)
+    # the "E   AssertionError" lines only: the short summary repeats the message when the terminal
+    # is wide enough (COLUMNS), and must not count as a second worker's report
+    found = re.findall(r"^E\s+AssertionError: (\d+) token/secret occurrences found", proc.stdout,
+                       re.MULTILINE)
     caught = proc.returncode == 1 and summary[0].startswith("2 passed, 1 error") and \
         found == ["1"]
     assert caught, summary
