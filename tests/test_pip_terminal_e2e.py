@@ -31,17 +31,18 @@ PROMPT = "User for "
 
 
 def at_terminal(cmd: list, env: Dict[str, str], cwd: Path, react: Callable[[str], None],
-                timeout: float = 180) -> Tuple[int, str]:
+                timeout: float = 180, user: str = "") -> Tuple[int, str]:
     """Run ``cmd`` with a pseudo-terminal as its controlling terminal; exit code and all output.
 
     ``react`` sees the output so far after each read (to act on what a person would see). A
-    prompt for a user name ends the run at once: nobody is there to answer it.
+    prompt for a user name ends the run at once, unless ``user`` is given: then it is typed in.
     """
     proc = subprocess.Popen(["script", "-qefc", shlex.join(cmd), "/dev/null"], env=env,
                             cwd=str(cwd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     output = b""
+    typed = False
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -52,8 +53,13 @@ def at_terminal(cmd: list, env: Dict[str, str], cwd: Path, react: Callable[[str]
                     break
                 output += chunk
                 text = output.decode(errors="replace")
-                if PROMPT in text:
+                if PROMPT in text and not user:
                     break
+                if PROMPT in text and not typed:
+                    assert proc.stdin is not None
+                    proc.stdin.write(user.encode() + b"\n")
+                    proc.stdin.flush()
+                    typed = True
                 react(text)
             elif proc.poll() is not None:
                 break
@@ -137,3 +143,29 @@ def test_someone_elses_keyring_is_left_alone(ws: Workspace, tmp_path: Path) -> N
     out = ws.credhelper("configure", "pip", env=env).stdout
     assert f"another keyring command comes first on PATH ({theirs / 'keyring'})" in out
     assert not os.path.lexists(ws.home / ".local" / "bin" / "keyring")
+
+
+def test_older_pip_asks_after_a_user_name_then_shows_the_code(ws: Workspace) -> None:
+    """pip 26.0.1 (the newest for Python 3.9) asks its keyring only once a user name is typed."""
+    person_config(ws)
+    env = terminal_env(ws)
+    (ws.home / ".local" / "bin").mkdir(parents=True)
+    ws.credhelper("configure", "pip", env=env)
+    ws.start_daemon()
+    ws.em.feeds.add_wheel("older-pip", "1.0.0")
+    python = fresh_venv(ws.root / "venv", pip_wheels()[0])
+    assert ws.run([str(python), "-m", "pip", "--version"]).stdout.split()[1] == "26.0.1"
+    approved = []
+
+    def person(text: str) -> None:
+        found = CODE.search(text)
+        if found and not approved:
+            ws.em.idp.approve(found.group(1), user="alice@contoso.com")
+            approved.append(found.group(1))
+
+    code, out = at_terminal([str(python), "-m", "pip", "install", "--no-deps", "--no-cache-dir",
+                             "--target", str(ws.root / "site"), "--index-url", ws.em.pypi_url,
+                             "older-pip"], env, ws.root, person, user="me")
+    assert approved and "Password:" not in out
+    assert code == 0 and installed(ws.root / "site", "older-pip")
+    assert "Traceback" not in out and no_token_in(ws, out)
