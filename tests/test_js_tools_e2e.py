@@ -7,6 +7,7 @@ covered in test_npm_e2e.py). npm, pnpm, bun and yarn 1 read the npm block the da
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -155,10 +156,10 @@ def test_yarn_berry_installs_from_its_own_rc_and_follows_a_refresh(js_ws: Worksp
     assert_no_token(ws, [old, new], proc.stdout, proc.stderr, whoami)
 
 
-def test_yarn_classic_gets_scoped_packages_and_why_unscoped_ones_need_always_auth(
+def test_yarn_classic_gets_scoped_packages_and_unscoped_ones_with_always_auth(
         js_ws: Workspace) -> None:
-    """Yarn 1 sends a token for an unscoped package only with ``always-auth``, which it reads
-    from the very files npm reads (it has no file of its own for it), and npm 11 warns about it."""
+    """Yarn 1 sends a token for an unscoped package only with ``always-auth``. In the files it
+    reads that from, npm 11 reads and warns about it too; ``YARN_ALWAYS_AUTH`` serves both."""
     need(YARN1)
     ws = js_ws
     env = js_env(ws, "yarn1-cache")
@@ -179,6 +180,29 @@ def test_yarn_classic_gets_scoped_packages_and_why_unscoped_ones_need_always_aut
     assert failed.returncode != 0
     assert any(e["path"] == "/npm/hello-private" and e["auth"] is None
                for e in ws.em.feeds.log[since:])
+    # yarn's own file (~/.yarnrc) is not what its npm requests consult...
+    yarnrc = ws.home / ".yarnrc"
+    yarnrc.write_text(f'always-auth true\n"{ws.em.npm_url[len("https:"):]}:always-auth" true\n')
+    try:
+        since = len(ws.em.feeds.log)
+        still = ws.run([str(YARN1), "install", "--non-interactive"], cwd=str(both), env=env,
+                       check=False)
+        assert still.returncode != 0
+        assert any(e["path"] == "/npm/hello-private" and e["auth"] is None
+                   for e in ws.em.feeds.log[since:])
+    finally:
+        yarnrc.unlink()
+    # ...but yarn merges YARN_* variables into every registry's settings, and npm never reads
+    # them: the one switch that serves both (a person's environment, which credhelper leaves be)
+    with_env = dict(env, YARN_ALWAYS_AUTH="true")
+    since = len(ws.em.feeds.log)
+    ws.run([str(YARN1), "install", "--non-interactive"], cwd=str(both), env=with_env)
+    assert installed(both) == {"hello-private": "1.0.0", "@contoso/hello-scoped": "1.0.0"}
+    bearer_only(ws, since)
+    quiet = ws.run([str(NPM), "view", "hello-private", "version"], cwd=str(both), env=with_env)
+    assert quiet.stdout.strip() == "1.0.0" and "npm warn" not in quiet.stderr
+    shutil.rmtree(both / "node_modules")
+    (both / "yarn.lock").unlink()
     # the only switch: always-auth in an npmrc, where npm 11 reads it too and warns
     with (both / ".npmrc").open("a") as handle:
         handle.write(f"{ws.em.npm_url[len('https:'):]}:always-auth=true\n")

@@ -60,7 +60,8 @@ def check_npm_warnings(ctx: Context) -> Iterator[Check]:
             if line.partition("=")[0].strip().split(":")[-1] == "always-auth"]
     if auth:
         yield Check("npm warnings", WARN, f"{npmrc}: always-auth ({auth[0]}); npm 11 warns about it",
-                    "take it out unless yarn 1 needs it for unscoped packages (see the README)")
+                    "take it out; yarn 1 reads YARN_ALWAYS_AUTH=true from the environment "
+                    "instead, which npm never reads")
     if not legacy and not auth:
         yield Check("npm warnings", OK, f"{npmrc}: nothing npm 11 warns about from credhelper")
 
