@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from credhelper import protocol  # noqa: E402
 from credhelper.emulator import Emulator  # noqa: E402
-from harness import BIN, Workspace  # noqa: E402
+from harness import BIN, Workspace, scale_routes  # noqa: E402
 from stats import median_ms, percentile, table, time_interleaved, time_runs  # noqa: E402
 
 
@@ -227,9 +227,7 @@ def _many_routes(ws: Workspace, accounts: int, routes: int) -> None:
                          "client_id": "secret-app", "flow": "client_secret",
                          "client_secret_env": secret_env, "ca_bundle": str(ws.em.ca_file)}
              for n in range(accounts)}
-    ws.write_config(named, [{"url": f"{ws.em.feed_base}/org{n}/", "account": f"svc{n % accounts}",
-                             "scopes": ["api://credhelper-feed/.default"]}
-                            for n in range(routes)])
+    ws.write_config(named, scale_routes(ws.em.feed_base, accounts, routes))
 
 
 def bench_scale(root: Path, em: Emulator) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import paths, routing
+from . import fasttoml, paths, routing
 from .routing import DuplicateRoute, Route
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
 from .tomlpos import Locator, PathPart
@@ -113,8 +113,12 @@ def load(path: Path) -> Config:
 
 def parse(text: str, path: Path) -> Config:
     """Validate config ``text``; ``path`` is only used to name the file in errors."""
+    # The plain TOML configs are made of is read in one fast pass; anything else (and every
+    # error, with its line number) is tomllib's.
+    doc = fasttoml.loads(text)
     try:
-        doc = tomllib.loads(text)
+        if doc is None:
+            doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = re.search(r"\s*\(at line (\d+), column (\d+)\)", message)
