@@ -11,7 +11,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from . import fasttoml, paths, routing
 from .routing import DuplicateRoute, Route
@@ -153,6 +153,7 @@ class _Checker:
     def __init__(self, text: str, path: Path) -> None:
         self.text = text
         self.path = path
+        self.plain_keys: Set[str] = set()
 
     def fail(self, where: Tuple[PathPart, ...], message: str) -> ConfigError:
         # Line numbers are found only for an error: scanning 10,000 routes' lines costs more
@@ -199,17 +200,24 @@ class _Checker:
         return AzureIdentity(account, scopes)
 
     def no_inline_secrets(self, value: Any, where: Tuple[PathPart, ...]) -> None:
+        # Only tables and arrays are descended into, and each key name is judged once: 10,000
+        # [[routes]] repeat the same three names.
         if isinstance(value, list):
             for index, item in enumerate(value):
-                self.no_inline_secrets(item, where + (index,))
+                if isinstance(item, (list, dict)):
+                    self.no_inline_secrets(item, where + (index,))
         elif isinstance(value, dict):
             for key, item in value.items():
-                lowered = key.lower()
-                if lowered in _SECRET_KEYS or lowered.endswith(("_secret", "_password", "_token")):
-                    raise self.fail(where + (key,), (
-                        "secrets must not be written in this file; name an environment "
-                        "variable with client_secret_env, or a PEM file with certificate_file"))
-                self.no_inline_secrets(item, where + (key,))
+                if key not in self.plain_keys:
+                    lowered = key.lower()
+                    if lowered in _SECRET_KEYS or lowered.endswith(("_secret", "_password",
+                                                                    "_token")):
+                        raise self.fail(where + (key,), (
+                            "secrets must not be written in this file; name an environment "
+                            "variable with client_secret_env, or a PEM file with certificate_file"))
+                    self.plain_keys.add(key)
+                if isinstance(item, (list, dict)):
+                    self.no_inline_secrets(item, where + (key,))
 
     def known_keys(self, table: Dict[str, Any], where: Tuple[PathPart, ...], known: set) -> None:
         for key in table:
@@ -382,7 +390,7 @@ def registry_hosts(cfg: Config) -> Tuple[str, ...]:
     """Container registries (``host[:port]`` as docker names them): whole-host routes for ACR."""
     hosts = []
     for route in cfg.routes:
-        target = routing.canonical(route.url)
+        target = routing.route_target(route.url)  # remembered from the load: status asks often
         if ACR_SCOPE in route.scopes and not target.path:
             hosts.append(target.origin[len("https://"):])
     return tuple(dict.fromkeys(hosts))
