@@ -54,6 +54,7 @@ _SECRET_KEYS = {
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BARE = re.compile(r"[A-Za-z0-9_\-]+\Z")
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,7 @@ class _Checker:
         audience = self.string(raw, where + ("assertion_audience",))
         if audience is not None and provider is None:
             raise self.fail(where + ("assertion_audience",), "only used with assertion_provider")
-        if audience is not None and (re.search(r"\s", audience) or not audience.isprintable()):
+        if audience is not None and (_SPACE.search(audience) or not audience.isprintable()):
             raise self.fail(where + ("assertion_audience",), "must not contain spaces or "
                                                              "control characters")
         return provider, (audience or EXCHANGE_AUDIENCE) if provider else None
@@ -362,7 +363,7 @@ class _Checker:
 
     def scopes(self, value: Any, where: Tuple[PathPart, ...]) -> Tuple[str, ...]:
         if (not isinstance(value, list) or not value or not all(
-                isinstance(s, str) and s and not re.search(r"\s", s) for s in value)):
+                isinstance(s, str) and s and not _SPACE.search(s) for s in value)):
             raise self.fail(where, "must be a non-empty list of scope strings without spaces")
         return tuple(value)
 
