@@ -315,6 +315,10 @@ def main() -> int:
                 bench_pip(ws)
                 bench_uv(ws)
                 return 0
+            if only == "npm":  # npm install through the daemon's npm block vs the open registry
+                from npm_bench import bench_npm
+                bench_npm(ws)
+                return 0
             if only == "helpers":  # docker, cargo, Azure beside the git helper
                 from helpers_bench import bench_helpers
                 bench_helpers(ws)

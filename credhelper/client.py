@@ -3,47 +3,46 @@
 Standard library only: this runs in every git and pip process.
 """
 
-from __future__ import annotations
-
-import os
+import posix  # not os, nor struct and stat: 3 ms on every git call (see socketpath)
 import _socket as socket  # socket.py pulls in selectors and enum: ~25 ms on every git call
-import stat
-import struct
+import sys
 import time
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
+    import os
     from typing import Any, Callable, Dict, Optional, Union
 
     Starter = Callable[[str], bool]  # starts a daemon on this socket path; True when one answers
 
-from . import paths, protocol
+from . import protocol, socketpath
 from .errors import CredhelperError, DaemonUnavailable, ForeignSocket, from_wire
 
 DEFAULT_TIMEOUT = 10.0
 # Replies may be larger than requests: a status with hundreds of routes runs past 64 KiB.
 MAX_REPLY = 16 * 1024 * 1024
-_UCRED = struct.Struct("3i")
+_UCRED_SIZE = 12  # struct ucred: pid, uid, gid, each 32 bits in the machine's byte order
+_S_IFMT, _S_IFDIR = 0o170000, 0o040000
 
 
-def foreign_reason(socket_path: str) -> Optional[str]:
+def foreign_reason(socket_path: str) -> "Optional[str]":
     """Why the socket's directory cannot be trusted as our own, or None when it is ours and 0700.
 
     Another user who can create the socket first (a shared ``XDG_RUNTIME_DIR`` or
     ``CREDHELPER_SOCKET``) would receive every URL we ask about and answer with tokens of its
     choosing; a directory only we can enter rules that out before we connect.
     """
-    directory = os.path.dirname(os.path.abspath(socket_path))
+    directory = socketpath.directory_of(socket_path)
     try:
-        info = os.lstat(directory)
+        info = posix.lstat(directory)
     except OSError:
         return None  # nothing there yet: connect() says so (and autostart makes it ours)
-    if not stat.S_ISDIR(info.st_mode):
+    if info.st_mode & _S_IFMT != _S_IFDIR:
         return f"{directory} is not a directory"
-    if info.st_uid != os.getuid():
+    if info.st_uid != posix.getuid():
         return f"its directory {directory} belongs to uid {info.st_uid}, not to you"
     if info.st_mode & 0o077:
         return (f"its directory {directory} is open to other users "
-                f"(mode {stat.S_IMODE(info.st_mode):o}); run: chmod 700 {directory}")
+                f"(mode {info.st_mode & 0o7777:o}); run: chmod 700 {directory}")
     return None
 
 
@@ -56,9 +55,10 @@ def ours_listening(socket_path: str) -> bool:
     return True
 
 
-def peer_uid(sock: socket.socket) -> int:
+def peer_uid(sock: "socket.socket") -> int:
     """The uid of the process on the other end of a connected Unix socket (SO_PEERCRED)."""
-    return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))[1]
+    ucred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED_SIZE)
+    return int.from_bytes(ucred[4:8], sys.byteorder)
 
 
 _UNSAFE = ("\r", "\n", "\0")
@@ -68,14 +68,16 @@ class Client:
     """Talks to the daemon: one connection per request, as the protocol says."""
 
     def __init__(
-        self, socket_path: Optional[Union[str, os.PathLike]] = None, timeout: float = DEFAULT_TIMEOUT,
-        starter: Optional[Starter] = None,
+        self, socket_path: "Optional[Union[str, os.PathLike]]" = None,
+        timeout: float = DEFAULT_TIMEOUT, starter: "Optional[Starter]" = None,
     ) -> None:
-        self.socket_path = os.fspath(socket_path) if socket_path else paths.socket_file()
+        self.socket_path: str = (posix.fspath(socket_path) if socket_path
+                                 else socketpath.socket_file())
         self.timeout = timeout
         self.starter = starter  # handed in by a front-end's main(), so we never import autostart
 
-    def request(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
+    def request(self, op: str, timeout: "Optional[float]" = None,
+                **fields: "Any") -> "Dict[str, Any]":
         """Send one request and return the raw reply (``ok`` may be false)."""
         message = {"v": protocol.VERSION, "op": op}
         message.update({k: v for k, v in fields.items() if v is not None})
@@ -95,7 +97,7 @@ class Client:
             raise DaemonUnavailable("the daemon closed the connection without answering")
         return protocol.decode(data, limit=MAX_REPLY)
 
-    def _connect(self, timeout: float) -> socket.socket:
+    def _connect(self, timeout: float) -> "socket.socket":
         """A connected socket; with a ``starter``, start the daemon once when nothing listens."""
         try:
             return self._connect_once(timeout)
@@ -108,7 +110,7 @@ class Client:
                 raise
         return self._connect_once(timeout)
 
-    def _connect_once(self, timeout: float) -> socket.socket:
+    def _connect_once(self, timeout: float) -> "socket.socket":
         reason = foreign_reason(self.socket_path)
         if reason is not None:
             raise ForeignSocket(f"refusing the daemon socket {self.socket_path}: {reason}")
@@ -130,13 +132,13 @@ class Client:
         # The directory check above cannot see a socket swapped in after it: the kernel's word
         # on who listens is the one that counts, and it is asked before a byte is sent.
         uid = peer_uid(sock)
-        if uid != os.getuid():
+        if uid != posix.getuid():
             sock.close()
             raise ForeignSocket(f"refusing the daemon socket {self.socket_path}: "
                                 f"the process on it runs as uid {uid}, not as you")
         return sock
 
-    def _connect_patiently(self, sock: socket.socket, timeout: float) -> None:
+    def _connect_patiently(self, sock: "socket.socket", timeout: float) -> None:
         # A Unix socket with a timeout is non-blocking inside: when the daemon's accept queue is
         # full, connect() fails with EAGAIN at once instead of waiting. A burst of clients is
         # not an outage; wait for room, within our timeout.
@@ -152,14 +154,15 @@ class Client:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
 
-    def call(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
+    def call(self, op: str, timeout: "Optional[float]" = None, **fields: "Any") -> "Dict[str, Any]":
         """Send one request; a failed reply is raised as the matching ``CredhelperError``."""
         reply = self.request(op, timeout=timeout, **fields)
         if not reply.get("ok"):
             raise from_wire(reply)
         return reply
 
-    def get(self, url: str, for_: str = "cli", timeout: Optional[float] = None) -> Dict[str, Any]:
+    def get(self, url: str, for_: str = "cli",
+            timeout: "Optional[float]" = None) -> "Dict[str, Any]":
         """A token for ``url``: ``{"username", "token", "expires_on"}``, both strings checked.
 
         A username or token that is not a string, or holds CR, LF or NUL, would let the value

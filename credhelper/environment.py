@@ -14,31 +14,40 @@ the git helper reads some of these on every call.
 ==========================  ============================================================
 """
 
-from __future__ import annotations
-
-import os
+import posix
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
 
 
-def _value(name: str) -> Optional[str]:
-    value = os.environ.get(name, "").strip()
+def getenv(name: str) -> "Optional[str]":
+    """``os.environ.get(name)`` without importing ``os`` (2.5 ms on every git call).
+
+    ``os.environ`` is a view of ``posix.environ``: a change made through either is seen here.
+    """
+    encoding = sys.getfilesystemencoding()
+    value = posix.environ.get(name.encode(encoding, "surrogateescape"))
+    return None if value is None else value.decode(encoding, "surrogateescape")
+
+
+def _value(name: str) -> "Optional[str]":
+    value = (getenv(name) or "").strip()
     return value or None
 
 
-def config_file() -> Optional[str]:
+def config_file() -> "Optional[str]":
     """``$CREDHELPER_CONFIG``, when set."""
     return _value("CREDHELPER_CONFIG")
 
 
-def socket_file() -> Optional[str]:
+def socket_file() -> "Optional[str]":
     """``$CREDHELPER_SOCKET``, when set."""
     return _value("CREDHELPER_SOCKET")
 
 
-def state_dir() -> Optional[str]:
+def state_dir() -> "Optional[str]":
     """``$CREDHELPER_STATE_DIR``, when set."""
     return _value("CREDHELPER_STATE_DIR")
 
@@ -48,7 +57,7 @@ def autostart_disabled() -> bool:
     return _value("CREDHELPER_NO_AUTOSTART") not in (None, "0")
 
 
-def http_timeout() -> Optional[str]:
+def http_timeout() -> "Optional[str]":
     """``$CREDHELPER_HTTP_TIMEOUT`` as written (the caller judges it), when set."""
     return _value("CREDHELPER_HTTP_TIMEOUT")
 
@@ -58,6 +67,6 @@ def debug() -> bool:
     return _value("CREDHELPER_DEBUG") not in (None, "0")
 
 
-def workspace_root() -> Optional[str]:
+def workspace_root() -> "Optional[str]":
     """``$CREDHELPER_WORKSPACE_ROOT``, when set."""
     return _value("CREDHELPER_WORKSPACE_ROOT")

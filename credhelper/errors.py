@@ -21,8 +21,6 @@ Foreign errors (msal error dicts, InvalidTag, OSError) are translated at the bou
 This module is on the hot path: standard library only.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
     from typing import Dict, Optional, Type
@@ -33,12 +31,12 @@ class CredhelperError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, retry_after: Optional[float] = None) -> None:
+    def __init__(self, message: str, *, retry_after: "Optional[float]" = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> "dict":
         """The error as a socket reply."""
         reply = {"ok": False, "code": self.code, "message": self.message}
         if self.retry_after is not None:
@@ -130,7 +128,7 @@ class ForeignSocket(DaemonUnavailable):
     code = "foreign_socket"
 
 
-_BY_CODE: Dict[str, Type[CredhelperError]] = {
+_BY_CODE: "Dict[str, Type[CredhelperError]]" = {
     cls.code: cls
     for cls in (
         CredhelperError, ConfigError, RequestError, NoRoute, AmbiguousRoute, NotSignedIn,
@@ -155,13 +153,13 @@ SIGN_IN_ENDINGS = {
 }
 
 
-def sign_in_ending(error: str, account: str) -> Optional[str]:
+def sign_in_ending(error: str, account: str) -> "Optional[str]":
     """The line for a sign-in that ended with ``error``, or None when it is not a known ending."""
     text = SIGN_IN_ENDINGS.get(error)
     return text.format(account=account) if text is not None else None
 
 
-def from_wire(reply: dict) -> CredhelperError:
+def from_wire(reply: "dict") -> "CredhelperError":
     """Rebuild the exception a daemon reply describes (unknown codes become the base class)."""
     cls = _BY_CODE.get(str(reply.get("code")), CredhelperError)
     err = cls(str(reply.get("message") or reply.get("code") or "unknown error"))

@@ -6,8 +6,6 @@ two functions handle exactly that and return None for anything else; the caller 
 ``json``, which stays the authority: whatever ``loads`` accepts, ``json.loads`` reads the same.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional, Tuple
@@ -37,7 +35,7 @@ def _quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def dumps(message: Dict[str, Any]) -> Optional[str]:
+def dumps(message: "Dict[str, Any]") -> "Optional[str]":
     """``message`` as compact ASCII JSON, or None when it is not a flat object."""
     parts = []
     for key, value in message.items():
@@ -57,7 +55,7 @@ def dumps(message: Dict[str, Any]) -> Optional[str]:
     return "{" + ",".join(parts) + "}"
 
 
-def _string(text: str, start: int) -> Tuple[Optional[str], int]:
+def _string(text: str, start: int) -> "Tuple[Optional[str], int]":
     """The string whose opening quote is at ``start``, and the index after its closing quote."""
     parts = []
     pos = start + 1
@@ -87,7 +85,7 @@ def _string(text: str, start: int) -> Tuple[Optional[str], int]:
             return None, start
 
 
-def _scalar(token: str) -> Tuple[bool, Any]:
+def _scalar(token: str) -> "Tuple[bool, Any]":
     if token == "true":
         return True, True
     if token == "false":
@@ -100,11 +98,11 @@ def _scalar(token: str) -> Tuple[bool, Any]:
     return False, None  # floats, whitespace, nesting: json decides
 
 
-def loads(text: str) -> Optional[Dict[str, Any]]:
+def loads(text: str) -> "Optional[Dict[str, Any]]":
     """A flat JSON object read by hand; None for anything else (including invalid JSON)."""
     if len(text) < 2 or text[0] != "{" or text[-1] != "}":
         return None
-    out: Dict[str, Any] = {}
+    out: "Dict[str, Any]" = {}
     end = len(text) - 1
     pos = 1
     if pos == end:

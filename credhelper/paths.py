@@ -11,13 +11,13 @@ import stat
 
 from . import environment
 from .errors import ConfigError
+# the socket's place is worked out in socketpath, which the git helper reads without os
+from .socketpath import APP, home_based as _xdg, socket_file as socket_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Dict, Optional
-
-APP = "credhelper"
 
 
 def _path(text: str) -> Path:
@@ -27,30 +27,12 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-def _xdg(var: str, default: str) -> str:
-    value = os.environ.get(var)
-    if value and os.path.isabs(value):
-        return value
-    return os.path.join(os.environ.get("HOME") or os.path.expanduser("~"), default)
-
-
 def config_path() -> Path:
     """``$CREDHELPER_CONFIG``, else ``$XDG_CONFIG_HOME/credhelper/config.toml``."""
     explicit = environment.config_file()
     if explicit:
         return _path(os.path.expanduser(explicit))
     return _path(os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), APP, "config.toml"))
-
-
-def socket_file() -> str:
-    """``$CREDHELPER_SOCKET``, else under ``$XDG_RUNTIME_DIR``, else under ``$XDG_CACHE_HOME``."""
-    explicit = environment.socket_file()
-    if explicit:
-        return os.path.expanduser(explicit)
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime):
-        return os.path.join(runtime, APP, "daemon.sock")
-    return os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), APP, "daemon.sock")
 
 
 def socket_path() -> Path:

@@ -3,8 +3,6 @@
 This module is on the hot path: standard library only, no I/O beyond the socket it is given.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
     import _socket  # not socket.py, which pulls in selectors and enum (socket.socket is one)
@@ -31,7 +29,7 @@ _FIELDS = {
 _ENCODER = None  # built once, on first use: json.dumps(**kw) builds a new encoder per call
 
 
-def encode(message: Dict[str, Any]) -> bytes:
+def encode(message: "Dict[str, Any]") -> bytes:
     """Serialise one message as a single JSON line."""
     flat = flatjson.dumps(message)  # no json import for what git and pip send and receive
     if flat is not None:
@@ -43,7 +41,7 @@ def encode(message: Dict[str, Any]) -> bytes:
     return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
-def decode(data: bytes, limit: int = MAX_MESSAGE) -> Dict[str, Any]:
+def decode(data: bytes, limit: int = MAX_MESSAGE) -> "Dict[str, Any]":
     """Parse one message; anything but a JSON object is a ``RequestError``."""
     if len(data) > limit:
         raise RequestError(f"message larger than {limit} bytes")
@@ -62,7 +60,7 @@ def decode(data: bytes, limit: int = MAX_MESSAGE) -> Dict[str, Any]:
     return message
 
 
-def parse_request(data: bytes) -> Dict[str, Any]:
+def parse_request(data: bytes) -> "Dict[str, Any]":
     """Decode a request and check its version and op."""
     request = decode(data)
     for key, types in _FIELDS.items():
@@ -88,7 +86,7 @@ _KIND = {(int,): "an integer", (str,): "a string", (int, float): "a number",
          (bool,): "true or false"}
 
 
-def read_message(sock: _socket.socket, limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
+def read_message(sock: "_socket.socket", limit: int = MAX_MESSAGE, start: bytes = b"") -> bytes:
     """Read until newline or EOF; more than ``limit`` bytes is a ``RequestError``.
 
     ``start`` is what was already read from ``sock`` (the daemon's accept loop peeks first).
@@ -112,6 +110,6 @@ def read_message(sock: _socket.socket, limit: int = MAX_MESSAGE, start: bytes = 
     return line
 
 
-def error_reply(exc: CredhelperError) -> Dict[str, Any]:
+def error_reply(exc: "CredhelperError") -> "Dict[str, Any]":
     """The reply for a failed request."""
     return exc.to_wire()

@@ -14,7 +14,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "credhelper"
 # What runs inside every git and pip process (DESIGN §2): the standard library only.
 WIRE = ["credhelper.errors", "credhelper.paths", "credhelper.protocol", "credhelper.client",
-        "credhelper.flatjson", "credhelper.frontends.git", "credhelper.frontends.git_main"]
+        "credhelper.flatjson", "credhelper.frontends.git", "credhelper.frontends.git_main",
+        "credhelper.frontends.common", "credhelper.environment", "credhelper.socketpath"]
 
 
 def _module_name(path: Path) -> str:

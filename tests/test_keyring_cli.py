@@ -71,6 +71,21 @@ def test_imports_only_the_standard_library() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_answers_without_json_re_socket_py_or_typing(feed: Workspace) -> None:
+    """pip runs the command once per index URL: what it imports is paid on every install."""
+    spy = ("import atexit, sys\n"
+           "atexit.register(lambda: sys.stderr.write(' '.join(sorted(sys.modules))))\n"
+           "from credhelper.frontends.keyring_cli import main\n"
+           "main()\n")
+    proc = subprocess.run([sys.executable, "-I", "-c", spy, "--mode=creds", "--output=json", "get",
+                           feed.em.pypi_url], env=feed.env, capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0 and json.loads(proc.stdout)["username"] == "workspace"
+    loaded = set(proc.stderr.split())
+    assert "credhelper.client" in loaded
+    assert loaded & {"json", "re", "socket", "selectors", "enum", "typing"} == set()
+
+
 def test_pip_subprocess_provider_in_a_fresh_venv_without_netrc(feed: Workspace,
                                                                tmp_path: Path) -> None:
     """For a host netrc cannot serve: pip (26.2+) asks the command by URL, path and all."""

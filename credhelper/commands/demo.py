@@ -190,9 +190,11 @@ def run_demo(keep: bool = False, device_code: bool = False) -> int:
         checkout = root / "demo"
         _run(["git", "clone", "--quiet", info["git_url"], str(checkout)], env)
 
-        step("pip install from the private index, credential from the keyring backend")
+        step("pip install from the private index, token kept fresh in ~/.netrc")
+        _wait_for(Path(env["HOME"]) / ".netrc", 15, "the netrc block", "machine ")
+        # keyring off, so what serves pip is the netrc block that pip, uv and poetry all read
         _run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(root / "site"),
-              "--index-url", info["pypi_url"], "--keyring-provider", "import",
+              "--index-url", info["pypi_url"], "--keyring-provider", "disabled", "--no-input",
               "--no-cache-dir", "hello-private"], env)
 
         step("npm install from the private registry, token kept fresh in ~/.npmrc")

@@ -2,8 +2,6 @@
 person, and the starter that brings up a daemon on first use. Standard library only.
 """
 
-from __future__ import annotations
-
 from .. import environment
 
 TYPE_CHECKING = False
@@ -13,7 +11,7 @@ if TYPE_CHECKING:
 GET_TIMEOUT = 30.0  # a first get may wait for the daemon to acquire a token from Entra
 
 
-def say(stream: TextIO, message: str, told: Optional[Set[str]] = None) -> None:
+def say(stream: "TextIO", message: str, told: "Optional[Set[str]]" = None) -> None:
     """One ``credhelper: ...`` line for a person; with ``told``, each line only once."""
     line = " ".join(message.split())[:300]
     if told is not None:
@@ -24,7 +22,7 @@ def say(stream: TextIO, message: str, told: Optional[Set[str]] = None) -> None:
     stream.flush()
 
 
-def starter() -> Optional[Callable[[str], bool]]:
+def starter() -> "Optional[Callable[[str], bool]]":
     """What starts the daemon when nothing listens, or None under ``CREDHELPER_NO_AUTOSTART``.
 
     The knob is read first, so a process that may not autostart never imports ``autostart``.
@@ -32,7 +30,7 @@ def starter() -> Optional[Callable[[str], bool]]:
     if environment.autostart_disabled():
         return None
 
-    def start(socket_path: str, **options: Any) -> bool:
+    def start(socket_path: str, **options: "Any") -> bool:
         # imported only when nothing listens: autostart pulls in subprocess, signal and enum,
         # milliseconds every git call would otherwise pay
         from ..autostart import ensure_daemon

@@ -5,8 +5,6 @@ git runs ``git-credential-entra get|store|erase`` with ``key=value`` lines on st
 This runs in every git process that needs a credential: standard library only.
 """
 
-from __future__ import annotations
-
 import sys
 TYPE_CHECKING = False  # the typing module itself costs milliseconds on every git call
 if TYPE_CHECKING:
@@ -30,10 +28,10 @@ _PATH_SAFE = frozenset(b"/:@!$&'()*+,;=-._~ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
                        b"0123456789")
 
 
-def parse(data: bytes) -> Attributes:
+def parse(data: bytes) -> "Attributes":
     """Read git's ``key=value`` lines (until a blank line) into scalars and ``key[]`` lists."""
-    scalars: Dict[str, str] = {}
-    lists: Dict[str, List[str]] = {}
+    scalars: "Dict[str, str]" = {}
+    lists: "Dict[str, List[str]]" = {}
     for raw in data.decode("utf-8", errors="surrogateescape").split("\n"):
         line = raw[:-1] if raw.endswith("\r") else raw
         if not line:
@@ -55,7 +53,7 @@ def parse(data: bytes) -> Attributes:
     return scalars, lists
 
 
-def _url_parts(url: str) -> Dict[str, str]:
+def _url_parts(url: str) -> "Dict[str, str]":
     nothing = {"protocol": "", "host": "", "path": ""}
     if url != url.strip() or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
         # urlsplit silently drops tabs, newlines and surrounding blanks (as browsers do), which
@@ -87,7 +85,7 @@ def has_dot_segment(path: str) -> bool:
     return any(segment in (".", "..") for segment in path.split("/"))
 
 
-def target_url(scalars: Dict[str, str]) -> Optional[str]:
+def target_url(scalars: "Dict[str, str]") -> "Optional[str]":
     """The https URL git is asking about, or None when it is not one we could serve."""
     if scalars.get("protocol", "").lower() != "https":
         return None
@@ -106,18 +104,18 @@ def quote_path(path: str) -> str:
                    for b in path.encode("utf-8", "surrogateescape"))
 
 
-def render(pairs: List[Tuple[str, str]]) -> bytes:
+def render(pairs: "List[Tuple[str, str]]") -> bytes:
     """``key=value`` lines as git reads them from a helper."""
     return "".join(f"{key}={value}\n" for key, value in pairs).encode("utf-8")
 
 
-def _emit(stdout: BinaryIO, pairs: List[Tuple[str, str]]) -> None:
+def _emit(stdout: "BinaryIO", pairs: "List[Tuple[str, str]]") -> None:
     stdout.write(render(pairs))
     stdout.flush()
 
 
-def credential_pairs(reply: Dict[str, object], lists: Dict[str, List[str]]
-                     ) -> Optional[List[Tuple[str, str]]]:
+def credential_pairs(reply: "Dict[str, object]", lists: "Dict[str, List[str]]"
+                     ) -> "Optional[List[Tuple[str, str]]]":
     """What git is told for a granted ``get`` reply; None when the credential is unusable.
 
     Both git paths answer through this: the ``entra`` helper and the daemon's cache-protocol
@@ -139,8 +137,8 @@ def credential_pairs(reply: Dict[str, object], lists: Dict[str, List[str]]
     return [("username", username), ("password", token)] + expiry
 
 
-def _get(url: str, lists: Dict[str, List[str]], stdout: BinaryIO, stderr: TextIO,
-         client: Client) -> int:
+def _get(url: str, lists: "Dict[str, List[str]]", stdout: "BinaryIO", stderr: "TextIO",
+         client: "Client") -> int:
     try:
         reply = client.get(url, "git", timeout=GET_TIMEOUT)
     except (NoRoute, RequestError):
@@ -175,7 +173,7 @@ def _get(url: str, lists: Dict[str, List[str]], stdout: BinaryIO, stderr: TextIO
     return 0
 
 
-def _erase(url: str, scalars: Dict[str, str], client: Client) -> int:
+def _erase(url: str, scalars: "Dict[str, str]", client: "Client") -> int:
     offered = scalars.get("credential") or scalars.get("password")
     if not offered:
         return 0
@@ -192,7 +190,8 @@ def _erase(url: str, scalars: Dict[str, str], client: Client) -> int:
     return 0
 
 
-def handle(action: str, stdin: BinaryIO, stdout: BinaryIO, stderr: TextIO, client: Client) -> int:
+def handle(action: str, stdin: "BinaryIO", stdout: "BinaryIO", stderr: "TextIO",
+           client: "Client") -> int:
     """Run one helper action against the daemon; returns the exit status."""
     data = stdin.read(MAX_INPUT + 1)
     if action not in ("get", "erase") or len(data) > MAX_INPUT:

@@ -11,15 +11,13 @@ Link it as ``keyring`` into a directory on PATH outside any venv's ``bin`` (pip 
 ``keyring`` in its own scripts directory): only needed for hosts the netrc block cannot serve.
 """
 
-from __future__ import annotations
-
-import json
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at start-up; pip runs this command per index URL
-    from typing import List, Optional, Sequence, TextIO
+    from typing import Dict, List, Optional, Sequence, TextIO
 
+from .. import flatjson  # json pulls in re: pip runs this command once per index URL
 from ..client import Client
 from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
 from .common import GET_TIMEOUT, say, starter
@@ -28,7 +26,7 @@ _NOT_NETLOC = frozenset("/\\@?#") | frozenset(chr(c) for c in range(0x21)) | {"\
 USAGE = "usage: credhelper-keyring [--mode=creds] [--output=json] get SERVICE [USERNAME]\n"
 
 
-def service_url(service: str) -> Optional[str]:
+def service_url(service: str) -> "Optional[str]":
     """The https URL a keyring service name stands for, or None when it cannot be ours."""
     if "://" in service:
         scheme, _, rest = service.partition("://")
@@ -39,7 +37,7 @@ def service_url(service: str) -> Optional[str]:
     return f"https://{service}/"
 
 
-def _parse(argv: Sequence[str]) -> Optional[dict]:
+def _parse(argv: "Sequence[str]") -> "Optional[dict]":
     """The options keyring's CLI takes that matter here; None for anything else."""
     opts = {"mode": "password", "output": "plain", "args": []}  # type: dict
     words = list(argv)
@@ -59,10 +57,10 @@ def _parse(argv: Sequence[str]) -> Optional[dict]:
     return opts
 
 
-def handle(argv: Sequence[str], stdout: TextIO, stderr: TextIO, client: Client) -> int:
+def handle(argv: "Sequence[str]", stdout: "TextIO", stderr: "TextIO", client: "Client") -> int:
     """Answer one keyring command line; 0 with the credential, 1 when there is none, 2 on misuse."""
     opts = _parse(argv)
-    args: List[str] = opts["args"] if opts else []
+    args: "List[str]" = opts["args"] if opts else []
     if opts is None or not args or args[0] not in ("get", "set", "del") or len(args) > 3:
         stderr.write(USAGE)
         return 2
@@ -84,12 +82,21 @@ def handle(argv: Sequence[str], stdout: TextIO, stderr: TextIO, client: Client) 
         return 1
     user, token = reply["username"], reply["token"]  # the client checked both
     if opts["mode"] == "creds":
-        stdout.write(json.dumps({"username": user, "password": token}) + "\n"
+        stdout.write(_json({"username": user, "password": token})
                      if opts["output"] == "json" else f"{user}\n{token}\n")
     else:
-        stdout.write(json.dumps({"password": token}) + "\n" if opts["output"] == "json"
-                     else token + "\n")
+        stdout.write(_json({"password": token}) if opts["output"] == "json" else token + "\n")
     return 0
+
+
+def _json(fields: "Dict[str, str]") -> str:
+    """A flat object of strings as one JSON line."""
+    text = flatjson.dumps(fields)
+    if text is None:  # flatjson spells every flat object of strings; json has the last word
+        import json
+
+        text = json.dumps(fields)
+    return text + "\n"
 
 
 def main() -> None:
