@@ -283,6 +283,30 @@ def test_random_documents_agree_with_tomllib(seed: int) -> None:
     assert read > 100 and valid - read > 5 and 400 - valid > 100, (read, valid)
 
 
+# Characters that matter to TOML (or to the subset's edges), for mutating the READ documents.
+MUTATIONS = list("ab1-_.=#[]\"' \t,\n\r\\{}0e+:") + [
+    "\x00", "\x85", "é", "\ufeff", '"""', "'''", "[[", "]]"]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_mutated_documents_agree_with_tomllib(seed: int) -> None:
+    rng = random.Random(seed)
+    read = 0
+    for _ in range(300):
+        doc = rng.choice([doc for doc in READ if doc])
+        for _ in range(rng.randint(1, 3)):
+            spot = rng.randint(0, len(doc))
+            roll = rng.random()
+            if roll < 0.4:
+                doc = doc[:spot] + rng.choice(MUTATIONS) + doc[spot:]
+            elif roll < 0.7:
+                doc = doc[:spot] + doc[spot + 1:]
+            else:
+                doc = doc[:spot] + rng.choice(MUTATIONS) + doc[spot + 1:]
+        read += check(doc) is not None
+    assert 20 < read < 280, read  # both outcomes are reached
+
+
 INIT_CHOICES: List[dict] = [
     {"azure_devops": "contoso", "tenant": "contoso.onmicrosoft.com", "client_id": "app"},
     {"gitpod": True, "tenant": "contoso", "client_id": "fed-app"},
