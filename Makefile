@@ -78,8 +78,10 @@ demo: $(STAMP)
 # (CI, fresh containers); elsewhere, or if apt fails, that test skips and says why.
 # The docker CLI (docker.io: 20.10 on Debian 12) for the registry tests; this machine kind ships
 # a newer CLI already, so apt runs only where none is found. cargo >= 1.74 has no package here:
-# the cargo end-to-end test uses the one on PATH and skips, saying why, without it.
+# the cargo end-to-end test uses the one on PATH and skips, saying why, without it. `script`
+# (bsdutils, essential on Debian) gives the pip-at-a-terminal test its pseudo-terminal.
 DEB_TOOLS := gnome-keyring-daemon:gnome-keyring dbus-daemon:dbus-daemon secret-tool:libsecret-tools \
+             script:bsdutils \
              docker:docker.io
 deps:
 	@missing=""; for pair in $(DEB_TOOLS); do \

@@ -69,9 +69,21 @@ class AmbiguousRoute(CredhelperError):
 
 
 class NotSignedIn(CredhelperError):
-    """The account needs a person to run ``credhelper login``."""
+    """The account needs a person to run ``credhelper login``; ``account`` names it."""
 
     code = "not_signed_in"
+
+    def __init__(self, message: str, *, account: "Optional[str]" = None,
+                 retry_after: "Optional[float]" = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.account = account
+
+    def to_wire(self) -> "dict":
+        """The error as a socket reply, with the account a front-end may offer to sign in."""
+        reply = super().to_wire()
+        if self.account is not None:
+            reply["account"] = self.account
+        return reply
 
 
 class AuthFailed(CredhelperError):
@@ -168,4 +180,6 @@ def from_wire(reply: "dict") -> "CredhelperError":
     retry_after = reply.get("retry_after")
     if isinstance(retry_after, (int, float)):
         err.retry_after = float(retry_after)
+    if isinstance(err, NotSignedIn) and isinstance(reply.get("account"), str):
+        err.account = reply["account"]
     return err

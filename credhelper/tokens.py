@@ -64,10 +64,15 @@ class _Slot:
 def _copy_error(err: CredhelperError, retry_after: Optional[float] = None) -> CredhelperError:
     # Each waiter raises its own instance: one exception object raised in many threads would
     # have its traceback rewritten under the others' feet.
+    # Everything the error carries travels (NotSignedIn's account lets a front-end sign in).
     try:
-        return type(err)(err.message, retry_after=err.retry_after if retry_after is None else retry_after)
+        fresh = type(err)(err.message)
     except TypeError:
         return AuthFailed(err.message)
+    fresh.__dict__.update(vars(err))
+    if retry_after is not None:
+        fresh.retry_after = retry_after
+    return fresh
 
 
 class TokenManager:

@@ -45,7 +45,8 @@ def authority_options(account: "Account") -> Dict[str, Any]:
 def not_signed_in(account: "Account") -> NotSignedIn:
     """The one message every "a person must sign in" situation shows."""
     return NotSignedIn(
-        f"account '{account.name}' needs sign-in: run credhelper login {account.name}")
+        f"account '{account.name}' needs sign-in: run credhelper login {account.name}",
+        account=account.name)
 
 
 def describe_error(result: Dict[str, Any]) -> str:

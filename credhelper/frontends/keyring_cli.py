@@ -7,8 +7,11 @@ on each call; this one imports only the standard library and credhelper's wire m
 call costs little more than starting Python. It answers only what the daemon routes (routing,
 peer check and audit are the daemon's, as for git) and stores nothing: ``set`` and ``del`` fail.
 
-Link it as ``keyring`` into a directory on PATH outside any venv's ``bin`` (pip ignores a
-``keyring`` in its own scripts directory): only needed for hosts the netrc block cannot serve.
+``credhelper configure pip`` links it as ``keyring`` into ``~/.local/bin`` when that is on PATH
+and no other ``keyring`` is (pip ignores a ``keyring`` in its own scripts directory). It serves
+hosts the netrc block cannot, and the moment before sign-in: pip at a terminal asks its keyring
+before it prompts, and an account that needs a person gets its code shown on the terminal
+(``frontends/terminal.py``) instead of pip's ``User for HOST:``.
 """
 
 import sys
@@ -19,8 +22,9 @@ if TYPE_CHECKING:  # typing costs milliseconds at start-up; pip runs this comman
 
 from .. import flatjson  # json pulls in re: pip runs this command once per index URL
 from ..client import Client
-from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
+from ..errors import AmbiguousRoute, CredhelperError, NoRoute, NotSignedIn, RequestError
 from .common import GET_TIMEOUT, say, starter
+from .terminal import open_terminal, sign_in
 
 _NOT_NETLOC = frozenset("/\\@?#") | frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
 USAGE = "usage: credhelper-keyring [--mode=creds] [--output=json] get SERVICE [USERNAME]\n"
@@ -74,7 +78,13 @@ def handle(argv: "Sequence[str]", stdout: "TextIO", stderr: "TextIO", client: "C
     if url is None:
         return 1
     try:
-        reply = client.get(url, for_="keyring")
+        try:
+            reply = client.get(url, for_="keyring")
+        except NotSignedIn as exc:
+            # pip hides what we print: at a terminal, sign the person in there and go on
+            if exc.account is None or not _signed_in_at_terminal(client, exc.account, url):
+                raise
+            reply = client.get(url, for_="keyring")
     except (NoRoute, AmbiguousRoute, RequestError):
         return 1   # not ours: the caller goes on as with an empty keyring
     except CredhelperError as exc:
@@ -89,6 +99,14 @@ def handle(argv: "Sequence[str]", stdout: "TextIO", stderr: "TextIO", client: "C
     return 0
 
 
+def _signed_in_at_terminal(client: "Client", account: str, url: str) -> bool:
+    terminal = open_terminal()
+    if terminal is None:
+        return False  # no one to show a code to: answer at once
+    with terminal:
+        return sign_in(client, account, url.split("/")[2], terminal)
+
+
 def _json(fields: "Dict[str, str]") -> str:
     """A flat object of strings as one JSON line."""
     text = flatjson.dumps(fields)
@@ -101,5 +119,9 @@ def _json(fields: "Dict[str, str]") -> str:
 
 def main() -> None:
     """Console entry point: ``credhelper-keyring``."""
-    sys.exit(handle(sys.argv[1:], sys.stdout, sys.stderr,
-                    Client(timeout=GET_TIMEOUT, starter=starter())))
+    try:
+        code = handle(sys.argv[1:], sys.stdout, sys.stderr,
+                      Client(timeout=GET_TIMEOUT, starter=starter()))
+    except KeyboardInterrupt:  # Ctrl-C during a sign-in at the terminal (cancelled there)
+        code = 130
+    sys.exit(code)

@@ -17,6 +17,7 @@ from ... import paths
 from ...sinks import netrc as netrc_sink
 from ...sinks.netrc import PYTHON_TOOLS
 from ...toolrecord import CONFIGURED, ToolRecord
+from ..configure_python import keyring_command
 from .report import FAIL, OK, SKIP, WARN, Check, Context, jwt_expiry
 
 
@@ -35,6 +36,14 @@ def _read(path: "os.PathLike[str]") -> "tuple[Optional[netrc.netrc], Optional[st
     except (netrc.NetrcParseError, OSError, UnicodeDecodeError) as exc:
         # requests swallows this and sends no credentials at all, for any host
         return None, str(getattr(exc, "msg", None) or type(exc).__name__)
+
+
+def _keyring_linked() -> Optional[str]:
+    """The ``keyring`` pip finds on PATH when it is credhelper's (``configure pip`` links it)."""
+    found = shutil.which("keyring")
+    if found and os.path.realpath(found) == os.path.realpath(keyring_command()):
+        return found
+    return None
 
 
 def check_python_tools(ctx: Context) -> Iterator[Check]:
@@ -78,15 +87,19 @@ def check_python_tools(ctx: Context) -> Iterator[Check]:
     ours = netrc_sink.block_entries(path)
     clash = set(netrc_sink.other_entries(path, served))
     unsigned = _unsigned(ctx)
+    linked = _keyring_linked() if "pip" in tools else None
     problems: List[Check] = []
     for host, entry in served.items():
         account = entry.slot[0]
         found = parsed.authenticators(host) if parsed is not None else None
         if unsigned.get(account):
+            at_terminal = (f"pip at a terminal asks {linked}, which shows the sign-in code"
+                           if linked else f"pip at a terminal asks 'User for {host}:', as no "
+                           "keyring command of credhelper's is on PATH; press Ctrl-C")
             problems.append(Check(
                 name, FAIL, f"{host}: account {account!r} is not signed in, so {name} get a 401 "
-                "and credhelper cannot tell them why (pip at a terminal asks 'User for "
-                f"{host}:'; press Ctrl-C)", f"run: credhelper login {account}"))
+                f"and credhelper cannot tell them why ({at_terminal})",
+                f"run: credhelper login {account}"))
         elif host in clash or (found and host in ours and found[2] != ours[host][1]):
             problems.append(Check(
                 name, FAIL, f"{host}: another 'machine {host}' entry in {path}, outside "
