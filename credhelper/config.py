@@ -11,9 +11,9 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
-from . import paths, routing
+from . import fasttoml, paths, routing
 from .routing import DuplicateRoute, Route
 from .errors import AmbiguousRoute, ConfigError, NoRoute, RequestError
 from .tomlpos import Locator, PathPart
@@ -54,6 +54,7 @@ _SECRET_KEYS = {
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BARE = re.compile(r"[A-Za-z0-9_\-]+\Z")
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,12 @@ def load(path: Path) -> Config:
 
 def parse(text: str, path: Path) -> Config:
     """Validate config ``text``; ``path`` is only used to name the file in errors."""
+    # The plain TOML configs are made of is read in one fast pass; anything else (and every
+    # error, with its line number) is tomllib's.
+    doc = fasttoml.loads(text)
     try:
-        doc = tomllib.loads(text)
+        if doc is None:
+            doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = re.search(r"\s*\(at line (\d+), column (\d+)\)", message)
@@ -149,6 +154,7 @@ class _Checker:
     def __init__(self, text: str, path: Path) -> None:
         self.text = text
         self.path = path
+        self.plain_keys: Set[str] = set()
 
     def fail(self, where: Tuple[PathPart, ...], message: str) -> ConfigError:
         # Line numbers are found only for an error: scanning 10,000 routes' lines costs more
@@ -195,17 +201,24 @@ class _Checker:
         return AzureIdentity(account, scopes)
 
     def no_inline_secrets(self, value: Any, where: Tuple[PathPart, ...]) -> None:
+        # Only tables and arrays are descended into, and each key name is judged once: 10,000
+        # [[routes]] repeat the same three names.
         if isinstance(value, list):
             for index, item in enumerate(value):
-                self.no_inline_secrets(item, where + (index,))
+                if isinstance(item, (list, dict)):
+                    self.no_inline_secrets(item, where + (index,))
         elif isinstance(value, dict):
             for key, item in value.items():
-                lowered = key.lower()
-                if lowered in _SECRET_KEYS or lowered.endswith(("_secret", "_password", "_token")):
-                    raise self.fail(where + (key,), (
-                        "secrets must not be written in this file; name an environment "
-                        "variable with client_secret_env, or a PEM file with certificate_file"))
-                self.no_inline_secrets(item, where + (key,))
+                if key not in self.plain_keys:
+                    lowered = key.lower()
+                    if lowered in _SECRET_KEYS or lowered.endswith(("_secret", "_password",
+                                                                    "_token")):
+                        raise self.fail(where + (key,), (
+                            "secrets must not be written in this file; name an environment "
+                            "variable with client_secret_env, or a PEM file with certificate_file"))
+                    self.plain_keys.add(key)
+                if isinstance(item, (list, dict)):
+                    self.no_inline_secrets(item, where + (key,))
 
     def known_keys(self, table: Dict[str, Any], where: Tuple[PathPart, ...], known: set) -> None:
         for key in table:
@@ -308,7 +321,7 @@ class _Checker:
         audience = self.string(raw, where + ("assertion_audience",))
         if audience is not None and provider is None:
             raise self.fail(where + ("assertion_audience",), "only used with assertion_provider")
-        if audience is not None and (re.search(r"\s", audience) or not audience.isprintable()):
+        if audience is not None and (_SPACE.search(audience) or not audience.isprintable()):
             raise self.fail(where + ("assertion_audience",), "must not contain spaces or "
                                                              "control characters")
         return provider, (audience or EXCHANGE_AUDIENCE) if provider else None
@@ -350,7 +363,7 @@ class _Checker:
 
     def scopes(self, value: Any, where: Tuple[PathPart, ...]) -> Tuple[str, ...]:
         if (not isinstance(value, list) or not value or not all(
-                isinstance(s, str) and s and not re.search(r"\s", s) for s in value)):
+                isinstance(s, str) and s and not _SPACE.search(s) for s in value)):
             raise self.fail(where, "must be a non-empty list of scope strings without spaces")
         return tuple(value)
 
@@ -378,7 +391,7 @@ def registry_hosts(cfg: Config) -> Tuple[str, ...]:
     """Container registries (``host[:port]`` as docker names them): whole-host routes for ACR."""
     hosts = []
     for route in cfg.routes:
-        target = routing.canonical(route.url)
+        target = routing.route_target(route.url)  # remembered from the load: status asks often
         if ACR_SCOPE in route.scopes and not target.path:
             hosts.append(target.origin[len("https://"):])
     return tuple(dict.fromkeys(hosts))

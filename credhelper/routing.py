@@ -96,21 +96,33 @@ def _has_control(text: str) -> bool:
 
 
 def _host(url: str, raw: str) -> str:
+    host, why = _host_name(raw)
+    if why:
+        raise _refuse(url, why)
+    return host
+
+
+@functools.lru_cache(maxsize=256)  # of hosts at most 8 KiB long (MAX_URL)
+def _host_name(raw: str) -> Tuple[str, str]:
+    """``raw`` as routing compares host names, or "" and why it is refused.
+
+    Remembered: a config's thousands of routes, and the requests, name a few hosts.
+    """
     if raw.startswith("["):
         try:
-            return str(ipaddress.IPv6Address(raw[1:-1] if raw.endswith("]") else "?"))
+            return str(ipaddress.IPv6Address(raw[1:-1] if raw.endswith("]") else "?")), ""
         except ValueError:
-            raise _refuse(url, "bad IPv6 address") from None
+            return "", "bad IPv6 address"
     if "%" in raw:
-        raise _refuse(url, "percent-encoding in the host name")
+        return "", "percent-encoding in the host name"
     if any(dot in raw for dot in "\u3002\uff0e\uff61"):
         # IDNA 2008 clients read these as '.', the stdlib codec does not: refuse the disagreement
-        raise _refuse(url, "non-ASCII dot in the host name")
+        return "", "non-ASCII dot in the host name"
     host = raw.lower()
     if host.endswith("."):
         host = host[:-1]
     if not host:
-        raise _refuse(url, "empty host")
+        return "", "empty host"
     labels = []
     for label in host.split("."):
         if not label.isascii():
@@ -120,12 +132,12 @@ def _host(url: str, raw: str) -> str:
             except (UnicodeError, ValueError):
                 same = False
             if not same:
-                raise _refuse(url, "host name does not survive IDNA encoding unchanged")
+                return "", "host name does not survive IDNA encoding unchanged"
             label = ascii_label.lower()
         if not _LABEL.match(label):
-            raise _refuse(url, "bad host name")
+            return "", "bad host name"
         labels.append(label)
-    return ".".join(labels)
+    return ".".join(labels), ""
 
 
 def _segments(url: str, raw_path: str) -> Optional[Tuple[str, ...]]:

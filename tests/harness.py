@@ -35,6 +35,30 @@ def toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
+def config_text(accounts: Dict[str, Dict[str, Any]], routes: Iterable[Dict[str, Any]],
+                npm: Iterable[str] = ()) -> str:
+    """A config.toml from plain dicts, as the tests and benchmarks write them."""
+    lines: List[str] = []
+    for name, fields in accounts.items():
+        lines.append(f"[accounts.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in fields.items()]
+        lines.append("")
+    for route in routes:
+        lines.append("[[routes]]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in route.items()]
+        lines.append("")
+    npm = list(npm)
+    if npm:
+        lines += ["[npm]", f"registries = {toml_value(npm)}", ""]
+    return "\n".join(lines)
+
+
+def scale_routes(feed_base: str, accounts: int, routes: int) -> List[Dict[str, Any]]:
+    """``routes`` routes under ``feed_base`` spread over accounts svc0..: the scale benchmark's."""
+    return [{"url": f"{feed_base}/org{n}/", "account": f"svc{n % accounts}",
+             "scopes": ["api://credhelper-feed/.default"]} for n in range(routes)]
+
+
 class Workspace:
     """One user's set-up: HOME, config, state, socket, and the daemon process."""
 
@@ -98,20 +122,8 @@ class Workspace:
     def write_config(self, accounts: Dict[str, Dict[str, Any]], routes: Iterable[Dict[str, Any]],
                      npm: Iterable[str] = ()) -> Path:
         """Write config.toml from plain dicts."""
-        lines: List[str] = []
-        for name, fields in accounts.items():
-            lines.append(f"[accounts.{name}]")
-            lines += [f"{k} = {toml_value(v)}" for k, v in fields.items()]
-            lines.append("")
-        for route in routes:
-            lines.append("[[routes]]")
-            lines += [f"{k} = {toml_value(v)}" for k, v in route.items()]
-            lines.append("")
-        npm = list(npm)
-        if npm:
-            lines += ["[npm]", f"registries = {toml_value(npm)}", ""]
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text("\n".join(lines))
+        self.config_path.write_text(config_text(accounts, routes, npm))
         return self.config_path
 
     def default_config(self, npm: bool = False) -> Path:

@@ -22,7 +22,7 @@ from .. import paths
 from ..atomic import write_atomic
 from ..config import Config, Route
 from ..errors import ConfigError, NoRoute, RequestError
-from ..routing import canonical
+from ..routing import route_target
 from .npmrc import BEGIN, END, render, without_block
 
 Slot = Tuple[str, Tuple[str, ...]]
@@ -46,7 +46,7 @@ def plan(routes: Sequence[Route]) -> Tuple[Dict[str, NetrcHost], Dict[str, str]]
     by_host: Dict[str, List[Route]] = {}
     for route in routes:
         try:
-            host = canonical(route.url).host
+            host = route_target(route.url).host  # the config loader's, remembered
         except (NoRoute, RequestError):
             continue  # the config loader has refused it already
         by_host.setdefault(host, []).append(route)
