@@ -231,6 +231,9 @@ class Daemon:
                 watcher.stop()
         self.sinks.stop()
         self.sessions.persist()
+        # A token is answered before its thread keeps it: one handed out just before a stop
+        # would otherwise be missing after the restart, and the IdP asked again.
+        self._keep()
         self.core.audit.close()
         log.info("stopped")
 
