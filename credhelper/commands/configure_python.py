@@ -35,6 +35,9 @@ def configure_python_tool(tool: str, config: Config, dry_run: bool = False,
         reasons = "; ".join(f"{host}: {why}" for host, why in skipped.items()) or "no routes"
         raise ConfigError(f"no routed host can be served to {tool} through netrc ({reasons})")
     link_changes, link = _link_keyring(dry_run) if tool == "pip" else ([], None)
+    people = any(a.flow == "device_code" for a in config.accounts.values())
+    if link is None and not people and not skipped:
+        link_changes = []  # no one to sign in, no host netrc leaves out: nothing is missing
     if record.state(tool) == CONFIGURED:  # again: only a link made now is news
         if link is None:
             return []
