@@ -159,7 +159,8 @@ def test_yarn_berry_installs_from_its_own_rc_and_follows_a_refresh(js_ws: Worksp
 def test_yarn_classic_gets_scoped_packages_and_unscoped_ones_with_always_auth(
         js_ws: Workspace) -> None:
     """Yarn 1 sends a token for an unscoped package only with ``always-auth``. In the files it
-    reads that from, npm 11 reads and warns about it too; ``YARN_ALWAYS_AUTH`` serves both."""
+    reads that from, npm 11 reads and warns about it too; ``YARN_ALWAYS_AUTH`` serves yarn 1 and
+    npm, but yarn 2+ refuses to run with it set: no global place serves all three."""
     need(YARN1)
     ws = js_ws
     env = js_env(ws, "yarn1-cache")
@@ -193,7 +194,7 @@ def test_yarn_classic_gets_scoped_packages_and_unscoped_ones_with_always_auth(
     finally:
         yarnrc.unlink()
     # ...but yarn merges YARN_* variables into every registry's settings, and npm never reads
-    # them: the one switch that serves both (a person's environment, which credhelper leaves be)
+    # them: YARN_ALWAYS_AUTH serves yarn 1 and npm...
     with_env = dict(env, YARN_ALWAYS_AUTH="true")
     since = len(ws.em.feeds.log)
     ws.run([str(YARN1), "install", "--non-interactive"], cwd=str(both), env=with_env)
@@ -203,6 +204,12 @@ def test_yarn_classic_gets_scoped_packages_and_unscoped_ones_with_always_auth(
     assert quiet.stdout.strip() == "1.0.0" and "npm warn" not in quiet.stderr
     shutil.rmtree(both / "node_modules")
     (both / "yarn.lock").unlink()
+    # ...and yarn 2+ refuses to run at all with it in the environment: no global switch serves
+    # npm 11, yarn 1 and yarn 2+ together, so credhelper sets none
+    refused = ws.run([str(BERRY), "config", "get", "npmAlwaysAuth"], cwd=str(both), env=with_env,
+                     check=False)
+    assert refused.returncode != 0
+    assert "Unrecognized or legacy configuration settings found: alwaysAuth" in refused.stdout
     # the only switch: always-auth in an npmrc, where npm 11 reads it too and warns
     with (both / ".npmrc").open("a") as handle:
         handle.write(f"{ws.em.npm_url[len('https:'):]}:always-auth=true\n")

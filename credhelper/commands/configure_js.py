@@ -26,9 +26,9 @@ from ..sinks.yarnrc import has_own_registries, yarnrc_path
 from ..toolrecord import CONFIGURED, ToolRecord
 
 # One-line notes for what `configure` cannot do by itself (printed, never an error).
-YARN_CLASSIC_NOTE = ("yarn 1 sends the token for unscoped packages only with always-auth: set "
-                     "YARN_ALWAYS_AUTH=true in your environment (npm never reads it; in an "
-                     ".npmrc npm 11 warns about it); see the README")
+YARN_CLASSIC_NOTE = ("yarn 1 sends the token for unscoped packages only with always-auth: npm 11 "
+                     "warns about it in an .npmrc, yarn 2+ refuses to run with YARN_ALWAYS_AUTH "
+                     "set; where only yarn 1 runs, set YARN_ALWAYS_AUTH=true (see the README)")
 
 
 def _check_routes(config: Config) -> None:

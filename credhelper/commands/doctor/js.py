@@ -60,8 +60,8 @@ def check_npm_warnings(ctx: Context) -> Iterator[Check]:
             if line.partition("=")[0].strip().split(":")[-1] == "always-auth"]
     if auth:
         yield Check("npm warnings", WARN, f"{npmrc}: always-auth ({auth[0]}); npm 11 warns about it",
-                    "take it out; yarn 1 reads YARN_ALWAYS_AUTH=true from the environment "
-                    "instead, which npm never reads")
+                    "take it out; where only yarn 1 runs, YARN_ALWAYS_AUTH=true in the "
+                    "environment serves it instead (npm never reads it; yarn 2+ refuses it)")
     if not legacy and not auth:
         yield Check("npm warnings", OK, f"{npmrc}: nothing npm 11 warns about from credhelper")
 
