@@ -13,6 +13,7 @@ import select
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, Tuple
@@ -168,4 +169,28 @@ def test_older_pip_asks_after_a_user_name_then_shows_the_code(ws: Workspace) -> 
                              "older-pip"], env, ws.root, person, user="me")
     assert approved and "Password:" not in out
     assert code == 0 and installed(ws.root / "site", "older-pip")
+    assert "Traceback" not in out and no_token_in(ws, out)
+
+
+def test_pip_in_credhelpers_own_venv_signs_in_through_the_keyring_backend(ws: Workspace) -> None:
+    """The import provider (credhelper's keyring backend, in process) does the same at a terminal."""
+    person_config(ws)
+    env = terminal_env(ws)
+    ws.credhelper("configure", "pip", env=env)
+    ws.start_daemon()
+    ws.em.feeds.add_wheel("own-venv", "1.0.0")
+    approved = []
+
+    def person(text: str) -> None:
+        found = CODE.search(text)
+        if found and not approved:
+            ws.em.idp.approve(found.group(1), user="alice@contoso.com")
+            approved.append(found.group(1))
+
+    code, out = at_terminal([sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
+                             "--keyring-provider", "import", "--target", str(ws.root / "site"),
+                             "--index-url", ws.em.pypi_url, "own-venv"], env, ws.root, person)
+    assert PROMPT not in out and approved
+    assert "signed in as alice@contoso.com (work)" in out
+    assert code == 0 and installed(ws.root / "site", "own-venv")
     assert "Traceback" not in out and no_token_in(ws, out)

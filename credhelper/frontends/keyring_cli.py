@@ -24,7 +24,7 @@ from .. import flatjson  # json pulls in re: pip runs this command once per inde
 from ..client import Client
 from ..errors import AmbiguousRoute, CredhelperError, NoRoute, NotSignedIn, RequestError
 from .common import GET_TIMEOUT, say, starter
-from .terminal import open_terminal, sign_in
+from .terminal import sign_in_if_present
 
 _NOT_NETLOC = frozenset("/\\@?#") | frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
 USAGE = "usage: credhelper-keyring [--mode=creds] [--output=json] get SERVICE [USERNAME]\n"
@@ -82,7 +82,7 @@ def handle(argv: "Sequence[str]", stdout: "TextIO", stderr: "TextIO", client: "C
             reply = client.get(url, for_="keyring")
         except NotSignedIn as exc:
             # pip hides what we print: at a terminal, sign the person in there and go on
-            if exc.account is None or not _signed_in_at_terminal(client, exc.account, url):
+            if exc.account is None or not sign_in_if_present(client, exc.account, url):
                 raise
             reply = client.get(url, for_="keyring")
     except (NoRoute, AmbiguousRoute, RequestError):
@@ -97,14 +97,6 @@ def handle(argv: "Sequence[str]", stdout: "TextIO", stderr: "TextIO", client: "C
     else:
         stdout.write(_json({"password": token}) if opts["output"] == "json" else token + "\n")
     return 0
-
-
-def _signed_in_at_terminal(client: "Client", account: str, url: str) -> bool:
-    terminal = open_terminal()
-    if terminal is None:
-        return False  # no one to show a code to: answer at once
-    with terminal:
-        return sign_in(client, account, url.split("/")[2], terminal)
 
 
 def _json(fields: "Dict[str, str]") -> str:

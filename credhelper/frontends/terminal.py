@@ -68,3 +68,12 @@ def sign_in(client: "Client", account: str, host: str, terminal: "TextIO") -> bo
     except CredhelperError as exc:
         tell(exc.message)
         return False
+
+
+def sign_in_if_present(client: "Client", account: str, url: str) -> bool:
+    """Sign ``account`` in at this process's terminal, if it has one; True once signed in."""
+    terminal = open_terminal()
+    if terminal is None:
+        return False  # no one to show a code to: the caller answers at once
+    with terminal:
+        return sign_in(client, account, url.split("/")[2], terminal)
