@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 
@@ -71,6 +71,30 @@ def at_terminal(cmd: list, env: Dict[str, str], cwd: Path, react: Callable[[str]
     return code, output.decode(errors="replace").replace("\r\n", "\n")
 
 
+def person_at_the_terminal(ws: Workspace) -> Tuple[Callable[[str], None], List[str]]:
+    """What a person does: read the code off the terminal, sign in at the emulator (once)."""
+    approved: List[str] = []
+
+    def react(text: str) -> None:
+        found = CODE.search(text)
+        if found and not approved:
+            ws.em.idp.approve(found.group(1), user="alice@contoso.com")
+            approved.append(found.group(1))
+
+    return react, approved
+
+
+def a_person_with_pip_configured(ws: Workspace) -> Tuple[Dict[str, str], str]:
+    """A person's account (not signed in), `configure pip` with ~/.local/bin on PATH, the daemon
+    up; pip's environment and what `configure` printed."""
+    person_config(ws)
+    env = terminal_env(ws)
+    (ws.home / ".local" / "bin").mkdir(parents=True)
+    configured = ws.credhelper("configure", "pip", env=env).stdout
+    ws.start_daemon()
+    return env, configured
+
+
 def terminal_env(ws: Workspace) -> Dict[str, str]:
     """pip's environment: ~/.local/bin on PATH, and no other keyring command anywhere on it."""
     path = os.pathsep.join([str(ws.home / ".local" / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
@@ -78,26 +102,16 @@ def terminal_env(ws: Workspace) -> Dict[str, str]:
 
 
 def test_pip_at_a_terminal_shows_the_code_then_installs(ws: Workspace) -> None:
-    person_config(ws)
-    env = terminal_env(ws)
-    (ws.home / ".local" / "bin").mkdir(parents=True)
-    configured = ws.credhelper("configure", "pip", env=env).stdout
+    env, configured = a_person_with_pip_configured(ws)
     link = ws.home / ".local" / "bin" / "keyring"
     assert f"pip: {link} -> " in configured
     assert os.path.realpath(link) == os.path.realpath(BIN / "credhelper-keyring")
-    ws.start_daemon()
     doctor = ws.credhelper("doctor", env=env, check=False, cwd=str(ws.root)).stdout
     assert f"pip at a terminal asks {link}, which shows the sign-in code" in doctor
     ws.em.feeds.add_wheel("at-terminal", "1.0.0")
     python = fresh_venv(ws.root / "venv", pip_wheels()[-1])  # pip 26.2+ asks keyring by URL
     site = ws.root / "site"
-    approved = []
-
-    def person(text: str) -> None:  # reads the code off the terminal and signs in
-        found = CODE.search(text)
-        if found and not approved:
-            ws.em.idp.approve(found.group(1), user="alice@contoso.com")
-            approved.append(found.group(1))
+    person, approved = person_at_the_terminal(ws)
 
     code, out = at_terminal([str(python), "-m", "pip", "install", "--no-deps", "--no-cache-dir",
                              "--target", str(site), "--index-url", ws.em.pypi_url, "at-terminal"],
@@ -119,11 +133,7 @@ def test_pip_at_a_terminal_shows_the_code_then_installs(ws: Workspace) -> None:
 
 def test_without_a_terminal_nothing_waits(ws: Workspace) -> None:
     """The same command line in CI (no controlling terminal): an answer at once, no code shown."""
-    person_config(ws)
-    env = terminal_env(ws)
-    (ws.home / ".local" / "bin").mkdir(parents=True)
-    ws.credhelper("configure", "pip", env=env)
-    ws.start_daemon()
+    env, _ = a_person_with_pip_configured(ws)
     proc = ws.run([str(ws.home / ".local" / "bin" / "keyring"), "--mode=creds", "--output=json",
                    "get", ws.em.pypi_url], env=env, stdin=subprocess.DEVNULL, check=False,
                   timeout=30, start_new_session=True)  # a new session: no controlling terminal
@@ -148,21 +158,11 @@ def test_someone_elses_keyring_is_left_alone(ws: Workspace, tmp_path: Path) -> N
 
 def test_older_pip_asks_after_a_user_name_then_shows_the_code(ws: Workspace) -> None:
     """pip 26.0.1 (the newest for Python 3.9) asks its keyring only once a user name is typed."""
-    person_config(ws)
-    env = terminal_env(ws)
-    (ws.home / ".local" / "bin").mkdir(parents=True)
-    ws.credhelper("configure", "pip", env=env)
-    ws.start_daemon()
+    env, _ = a_person_with_pip_configured(ws)
     ws.em.feeds.add_wheel("older-pip", "1.0.0")
     python = fresh_venv(ws.root / "venv", pip_wheels()[0])
     assert ws.run([str(python), "-m", "pip", "--version"]).stdout.split()[1] == "26.0.1"
-    approved = []
-
-    def person(text: str) -> None:
-        found = CODE.search(text)
-        if found and not approved:
-            ws.em.idp.approve(found.group(1), user="alice@contoso.com")
-            approved.append(found.group(1))
+    person, approved = person_at_the_terminal(ws)
 
     code, out = at_terminal([str(python), "-m", "pip", "install", "--no-deps", "--no-cache-dir",
                              "--target", str(ws.root / "site"), "--index-url", ws.em.pypi_url,
@@ -179,13 +179,7 @@ def test_pip_in_credhelpers_own_venv_signs_in_through_the_keyring_backend(ws: Wo
     ws.credhelper("configure", "pip", env=env)
     ws.start_daemon()
     ws.em.feeds.add_wheel("own-venv", "1.0.0")
-    approved = []
-
-    def person(text: str) -> None:
-        found = CODE.search(text)
-        if found and not approved:
-            ws.em.idp.approve(found.group(1), user="alice@contoso.com")
-            approved.append(found.group(1))
+    person, approved = person_at_the_terminal(ws)
 
     code, out = at_terminal([sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
                              "--keyring-provider", "import", "--target", str(ws.root / "site"),
