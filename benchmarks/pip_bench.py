@@ -155,9 +155,11 @@ def bench_pip(ws: Workspace, runs: int = 3) -> None:
 
 
 def _uv_install(ws: Workspace, index: str, env: Dict[str, str], label: str, n: int) -> float:
+    """One install from ``index``; an index given as a uv.toml path is read from that file."""
     target = ws.root / f"uv-bench-{label}-{n}"
+    source = ["--config-file", index] if index.endswith(".toml") else ["--index-url", index]
     cmd = [_uv(), "pip", "install", "--quiet", "--no-deps", "--no-cache", "--target", str(target),
-           "--index-url", index, *PACKAGES]
+           *source, *PACKAGES]
     start = time.perf_counter()
     ws.run(cmd, env=env, stdin=subprocess.DEVNULL, timeout=300)
     elapsed = time.perf_counter() - start
@@ -185,9 +187,11 @@ def _static_netrc(ws: Workspace, env: Dict[str, str]) -> Dict[str, str]:
 def bench_uv(ws: Workspace, runs: int = 5) -> None:
     """`uv pip install` of 20 private packages through the netrc block vs the open index.
 
-    uv sends every request without credentials first and answers the 401 from netrc, so a third
+    uv sends every request without credentials first and answers the 401 from netrc, so another
     column gives the same private index a netrc written by hand: uv's own cost of auth, which
-    no credential source can take away. Runs interleave, the order turned each round.
+    no credential source can take away; and one marks the index ``authenticate = "always"``
+    (the project's own setting), with which uv sends the netrc credentials up front. Runs
+    interleave, the order turned each round.
     """
     _ensure_daemon(ws)
     for name in PACKAGES:
@@ -198,12 +202,15 @@ def bench_uv(ws: Workspace, runs: int = 5) -> None:
     static_env = _static_netrc(ws, env)
     open_env = _empty_netrc(ws, env)
     ws.em.feeds.open_access = True
-    columns: Dict[str, List[float]] = {"netrc": [], "static": [], "open": []}
-    order = [("netrc", ws.em.pypi_url, netrc_env), ("static", ws.em.pypi_url, static_env),
-             ("open", ws.em.open_pypi_url, open_env)]
+    always = ws.root / "uv-always.toml"  # the index's own setting: send credentials up front
+    always.write_text(f'[[index]]\nname = "private"\nurl = "{ws.em.pypi_url}"\n'
+                      'default = true\nauthenticate = "always"\n')
+    columns: Dict[str, List[float]] = {"netrc": [], "always": [], "static": [], "open": []}
+    order = [("netrc", ws.em.pypi_url, netrc_env), ("always", str(always), netrc_env),
+             ("static", ws.em.pypi_url, static_env), ("open", ws.em.open_pypi_url, open_env)]
     try:
         for n in range(runs):
-            for key, index, key_env in order[n % 3:] + order[:n % 3]:
+            for key, index, key_env in order[n % 4:] + order[:n % 4]:
                 columns[key].append(_uv_install(ws, index, key_env, key, n))
     finally:
         ws.em.feeds.open_access = False
@@ -211,6 +218,8 @@ def bench_uv(ws: Workspace, runs: int = 5) -> None:
     base = statistics.median(columns["open"])
     rows = []
     for label, key in (("through the daemon's netrc block", "netrc"),
+                       ("the same, the index marked `authenticate = \"always\"` in uv.toml",
+                        "always"),
                        ("the same index, a token written by hand into a netrc (uv's own auth "
                         "cost)", "static"),
                        ("open index, no auth, empty netrc", "open")):

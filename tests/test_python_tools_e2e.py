@@ -105,6 +105,23 @@ def test_uv_pip_install(feed: Workspace) -> None:
     assert no_token_in(ws, proc.stdout, proc.stderr)
 
 
+def test_uv_with_authenticate_always_sends_the_token_up_front(feed: Workspace) -> None:
+    """Without it uv asks each URL anonymously first (a 401 each); with it, never."""
+    ws = feed
+    ws.em.feeds.add_wheel("uv-always-pkg", "1.0.0")
+    config = ws.root / "uv-always.toml"
+    config.write_text(f'[[index]]\nname = "private"\nurl = "{ws.em.pypi_url}"\ndefault = true\n'
+                      'authenticate = "always"\n')
+    for name, source in (("anonymous-first", ["--index-url", ws.em.pypi_url]),
+                         ("always", ["--config-file", str(config)])):
+        since = len(ws.em.feeds.log)
+        ws.run([str(uv()), "pip", "install", "--no-cache", "--target", str(ws.root / name),
+                *source, "uv-always-pkg"], env=tool_env(ws), stdin=subprocess.DEVNULL)
+        assert installed(ws.root / name, "uv-always-pkg")
+        refused = [e for e in served(ws, "uv-always-pkg", since) if e["status"] == 401]
+        assert bool(refused) == (name == "anonymous-first"), name
+
+
 def project_dir(ws: Workspace, name: str, body: str) -> Path:
     where = ws.root / name
     where.mkdir()
