@@ -74,6 +74,10 @@ def bench_git(ws: Workspace, runs: int = 60) -> None:
     fill_fallback, fill_cache2 = time_interleaved(run(fallback, "fill", query),
                                                   run(cache, "fill", query), runs)
     fill_shim, fill_cache3 = time_interleaved(run(shim, "fill", query), run(cache, "fill", query), runs)
+    floor_script = Path(__file__).with_name("git_floor.py")
+    floor = helpers([f"!{sys.executable} -I -S {floor_script}"])
+    fill_floor, fill_cache4 = time_interleaved(run(floor, "fill", query), run(cache, "fill", query),
+                                               runs)
     shell = time_runs(lambda: ws.run(["sh", "-c", "true"]), runs)
     bare, bare_cache = time_interleaved(lambda: ws.run([sys.executable, "-I", "-S", "-c", "pass"]),
                                         run(cache, "fill", query), runs)
@@ -87,6 +91,8 @@ def bench_git(ws: Workspace, runs: int = 60) -> None:
                           fill_fallback, fill_cache2)], "<= 3.5x")
           + _ratio_rows([("`credential fill`, `entra` console script (reference)",
                           fill_shim, fill_cache3),
+                         ("reference: the least a Python helper can do (`git_floor.py`: one "
+                          "file, `_socket` and `posix`, no checks)", fill_floor, fill_cache4),
                          ("reference: `python -I -S -c pass` alone, no git", bare, bare_cache)], ""))
     print(f"\nOne `sh -c true` took {median_ms(shell):.1f} ms in the same run: git runs every "
           "helper through sh, and approve/reject run ours after the cache helper.")
