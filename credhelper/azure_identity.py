@@ -17,11 +17,14 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 from .config import AzureIdentity
 from .errors import AuthFailed, CredhelperError, IdpUnavailable, NotSignedIn
+
+if TYPE_CHECKING:
+    from .ops import Core
 
 log = logging.getLogger("credhelper.azure")
 
@@ -211,3 +214,27 @@ class _Handler(BaseHTTPRequestHandler):
 def _error(status: int, message: str) -> Dict[str, Any]:
     return {"statusCode": status, "message": message, "error": "invalid_request",
             "error_description": message}
+
+
+def match_config(core: "Core", env_dir: Path) -> None:
+    """Start, retarget or stop ``core.azure`` to match the config's ``[azure]``."""
+    settings = core.config.azure
+    if settings is None:
+        if core.azure is not None:
+            core.azure.stop()
+            core.azure = None
+        return
+    client_id = core.config.accounts[settings.account].client_id
+    if core.azure is not None:
+        core.azure.retarget(settings, client_id)
+        return
+
+    def token(account: str, scopes: Tuple[str, ...]) -> Tuple[str, float]:
+        held = core.tokens.get(account, scopes)
+        if any(c in held.access_token for c in "\r\n\0"):
+            raise AuthFailed("the identity provider returned a token with control characters")
+        return held.access_token, held.expires_on
+
+    core.azure = AzureIdentityEndpoint(settings, client_id, token, core.audit.write).start(env_dir)
+    log.info("Azure SDK endpoint on %s; its environment in %s", core.azure.url,
+             core.azure.env_file)

@@ -14,17 +14,17 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from . import __version__, config as config_mod, ops, paths, systemd
+from . import __version__, config as config_mod, gitcache, ops, paths, systemd
 from .acr import RegistryTokens
 from .auth import make_source
 from .auth.base import Token
 from .clock import SystemClock
-from .errors import AuthFailed, ConfigError, CredhelperError
-from .gitcache import CacheServer, bind_cache_socket
+from .errors import ConfigError
+from .gitcache import CacheServer
 from .hardening import harden_process
 from .kept import KeptTokens
 from .keystore import choose_keystore
-from .listener import Peer, SocketServer, bind_unix
+from .listener import SocketServer, bind_unix
 from .logs import AuditLog, setup_logging
 from .msal_cache import Sessions
 from .refresher import Refresher
@@ -115,7 +115,7 @@ class Daemon:
         listeners: List[Listener] = [
             SocketServer(sock, functools.partial(ops.handle, self.core), self.core.audit,
                          path=owned_path, wake_fd=wake_fd, fast=functools.partial(ops.fast, self.core))]
-        git = self._git_listener()
+        git = gitcache.for_core(self.core, self.socket_path)
         if git is not None:
             listeners.append(git)
         return listeners
@@ -140,7 +140,7 @@ class Daemon:
             pass
         self.refresher.start()
         self.sinks.start()
-        self._serve_azure()
+        self._match_azure()
         self._watch_config()
         threads = [threading.Thread(target=s.serve_forever, daemon=True, name="listener")
                    for s in others]
@@ -163,51 +163,12 @@ class Daemon:
             os.close(wake_w)
             self._cleanup()
 
-    def _serve_azure(self) -> None:
-        """Start, retarget or stop the Azure SDKs' loopback endpoint to match ``[azure]``."""
-        core = self.core
-        settings = core.config.azure
-        if settings is None:
-            if core.azure is not None:
-                core.azure.stop()
-                core.azure = None
+    def _match_azure(self) -> None:
+        if self.core.config.azure is None and self.core.azure is None:
             return
-        client_id = core.config.accounts[settings.account].client_id
-        if core.azure is not None:
-            core.azure.retarget(settings, client_id)
-            return
-        from .azure_identity import AzureIdentityEndpoint  # only daemons with [azure] load it
+        from .azure_identity import match_config  # only daemons with [azure] load it
 
-        core.azure = AzureIdentityEndpoint(settings, client_id, self._azure_token,
-                                           core.audit.write).start(self.socket_path.parent)
-        log.info("Azure SDK endpoint on %s; its environment in %s", core.azure.url,
-                 core.azure.env_file)
-
-    def _azure_token(self, account: str, scopes: Tuple[str, ...]) -> Tuple[str, float]:
-        token = self.core.tokens.get(account, scopes)
-        if any(c in token.access_token for c in "\r\n\0"):
-            raise AuthFailed("the identity provider returned a token with control characters")
-        return token.access_token, token.expires_on
-
-    def _git_listener(self) -> Optional[CacheServer]:
-        """The second socket, for git's credential-cache client; without it git still has entra."""
-        path = paths.git_cache_socket(self.socket_path)
-        try:
-            sock = bind_cache_socket(path)
-        except (ConfigError, OSError) as exc:
-            log.warning("no git cache-protocol socket (%s); git uses the entra helper",
-                        getattr(exc, "message", None) or exc)
-            return None
-        return CacheServer(sock, path, self._git_get, self._git_erase, self.core.audit)
-
-    def _git_get(self, url: str, peer: Peer, may_wait: bool) -> Optional[Dict[str, Any]]:
-        return ops.get(self.core, {"op": "get", "url": url, "for": "git"}, peer, may_wait)
-
-    def _git_erase(self, url: str, offered: str, peer: Peer) -> None:
-        try:
-            ops.invalidate(self.core, {"op": "invalidate", "url": url, "token": offered}, peer)
-        except CredhelperError:
-            pass  # not a routed URL: nothing of ours to drop
+        match_config(self.core, self.socket_path.parent)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if signum == signal.SIGHUP:
@@ -271,5 +232,5 @@ class Daemon:
             self.sinks.reconfigure(new)
         self.sinks.start()
         if self._servers:
-            self._serve_azure()
+            self._match_azure()
         log.info("config reloaded from %s", self.config_path)

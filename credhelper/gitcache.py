@@ -25,7 +25,7 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from . import paths
 from .errors import ConfigError, CredhelperError
@@ -33,6 +33,9 @@ from .frontends.git import credential_pairs, parse, render, target_url
 from .logs import AuditLog
 from .listener import MAX_SOCKET_PATH, AcceptPause, Peer, peer_of
 from .workers import Workers
+
+if TYPE_CHECKING:
+    from .ops import Core
 
 log = logging.getLogger("credhelper.gitcache")
 
@@ -301,3 +304,28 @@ def _read_rest(conn: socket.socket, start: bytes) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b""
+
+
+def for_core(core: "Core", daemon_socket: Path) -> Optional[CacheServer]:
+    """The daemon's second socket beside ``daemon_socket``, answering through the same ``ops`` on
+    the same ``core``; None (logged) when it cannot be bound: git then still has entra."""
+    from . import ops  # the op layer; this module stays importable without it
+
+    path = paths.git_cache_socket(daemon_socket)
+    try:
+        sock = bind_cache_socket(path)
+    except (ConfigError, OSError) as exc:
+        log.warning("no git cache-protocol socket (%s); git uses the entra helper",
+                    getattr(exc, "message", None) or exc)
+        return None
+
+    def get(url: str, peer: Peer, may_wait: bool) -> Optional[Dict[str, Any]]:
+        return ops.get(core, {"op": "get", "url": url, "for": "git"}, peer, may_wait)
+
+    def erase(url: str, offered: str, peer: Peer) -> None:
+        try:
+            ops.invalidate(core, {"op": "invalidate", "url": url, "token": offered}, peer)
+        except CredhelperError:
+            pass  # not a routed URL: nothing of ours to drop
+
+    return CacheServer(sock, path, get, erase, core.audit)
