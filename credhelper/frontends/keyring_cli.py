@@ -22,9 +22,9 @@ if TYPE_CHECKING:  # typing costs milliseconds at start-up; pip runs this comman
 
 from .. import flatjson  # json pulls in re: pip runs this command once per index URL
 from ..client import Client
-from ..errors import AmbiguousRoute, CredhelperError, NoRoute, NotSignedIn, RequestError
+from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
 from .common import GET_TIMEOUT, say, starter
-from .terminal import sign_in_if_present
+from .terminal import get_or_sign_in
 
 _NOT_NETLOC = frozenset("/\\@?#") | frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
 USAGE = "usage: credhelper-keyring [--mode=creds] [--output=json] get SERVICE [USERNAME]\n"
@@ -78,13 +78,7 @@ def handle(argv: "Sequence[str]", stdout: "TextIO", stderr: "TextIO", client: "C
     if url is None:
         return 1
     try:
-        try:
-            reply = client.get(url, for_="keyring")
-        except NotSignedIn as exc:
-            # pip hides what we print: at a terminal, sign the person in there and go on
-            if exc.account is None or not sign_in_if_present(client, exc.account, url):
-                raise
-            reply = client.get(url, for_="keyring")
+        reply = get_or_sign_in(client, url, "keyring")
     except (NoRoute, AmbiguousRoute, RequestError):
         return 1   # not ours: the caller goes on as with an empty keyring
     except CredhelperError as exc:

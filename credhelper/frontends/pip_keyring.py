@@ -15,10 +15,10 @@ from keyring.compat import properties
 
 from .. import paths
 from ..client import Client, ours_listening
-from ..errors import AmbiguousRoute, CredhelperError, NoRoute, NotSignedIn, RequestError
+from ..errors import AmbiguousRoute, CredhelperError, NoRoute, RequestError
 from .common import GET_TIMEOUT, say, starter
 from .keyring_cli import service_url
-from .terminal import sign_in_if_present
+from .terminal import get_or_sign_in
 
 # Below the chainer's 10, so with other backends present keyring still builds a chain (and
 # asks us first); above every real store (SecretService, macOS, Windows: 5), whose saved
@@ -60,15 +60,8 @@ class CredhelperKeyring(backend.KeyringBackend):
         url = service_url(service)
         if url is None:
             return None
-        client = Client(timeout=GET_TIMEOUT, starter=starter())
         try:
-            try:
-                reply = client.get(url, "pip")
-            except NotSignedIn as exc:
-                # pip at a terminal would prompt next: sign the person in there instead
-                if exc.account is None or not sign_in_if_present(client, exc.account, url):
-                    raise
-                reply = client.get(url, "pip")
+            reply = get_or_sign_in(Client(timeout=GET_TIMEOUT, starter=starter()), url, "pip")
         except (NoRoute, AmbiguousRoute, RequestError):
             return None
         except CredhelperError as exc:
