@@ -16,9 +16,9 @@ APP = "credhelper"
 
 def expanduser(path: str) -> str:
     """``os.path.expanduser`` for ``~`` and ``~/...`` with ``$HOME`` set; os.path for the rest."""
-    home = getenv("HOME")
     if not path.startswith("~"):
         return path
+    home = getenv("HOME")
     if (path == "~" or path.startswith("~/")) and home is not None:
         return (home.rstrip("/") + path[1:]) or "/"
     import os.path  # ~user, or no $HOME: the password database decides
