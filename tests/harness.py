@@ -7,6 +7,7 @@ touches the developer's own configuration.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -58,6 +59,32 @@ def scale_routes(feed_base: str, accounts: int, routes: int) -> List[Dict[str, A
     return [{"url": f"{feed_base}/org{n}/", "account": f"svc{n % accounts}",
              "scopes": ["api://credhelper-feed/.default"]} for n in range(routes)]
 
+
+def send_raw(path: str, data: bytes, timeout: float = 30.0, half_close: bool = True) -> bytes:
+    """Send raw bytes to a Unix socket (half-closing after them unless told not to) and read
+    until the other side closes; b"" when it just closed."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        try:
+            sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it answered (and closed) before taking everything: still read the answer
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        sock.close()
 
 class Workspace:
     """One user's set-up: HOME, config, state, socket, and the daemon process."""

@@ -6,7 +6,6 @@ replays exactly. Everything goes to this machine's Unix socket; nothing leaves i
 
 import json
 import random
-import socket
 import statistics
 import string
 import threading
@@ -18,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from credhelper import protocol
 from credhelper.client import Client
 from credhelper.frontends import git as gitfront
+from harness import send_raw
 
 # Ops the fuzzer may name: all but stop (a well-formed stop is obeyed, as it should be).
 FUZZ_OPS = sorted(protocol.OPS - {"stop"})
@@ -141,31 +141,6 @@ class Fuzzer:
         rng = self.rng
         service = rng.choice([self.url(), self.host, self.text(), f"{self.host}:443", ""])
         return service, rng.choice([None, "", "me", self.text(10)])
-
-
-def send_raw(path: str, data: bytes, timeout: float = 30.0) -> bytes:
-    """Send ``data``, half-close, read until the daemon closes; b"" when it just closed."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-        try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it answered (and closed) before taking everything
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        sock.close()
 
 
 def check_reply(data: bytes) -> Optional[str]:

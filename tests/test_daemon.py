@@ -14,34 +14,13 @@ import pytest
 
 from credhelper import protocol
 from credhelper.errors import NoRoute, RequestError
-from harness import Workspace
+from harness import Workspace, send_raw
 from users import as_user, needs_root, user
 
 
 def raw(ws: Workspace, data: bytes, half_close: bool = True) -> bytes:
     """Send raw bytes to the daemon and return what it answers."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    sock.connect(str(ws.socket))
-    try:
-        try:
-            sock.sendall(data)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
-        except BrokenPipeError:
-            pass  # it already answered and closed: still read the answer
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        sock.close()
+    return send_raw(str(ws.socket), data, timeout=10, half_close=half_close)
 
 
 @pytest.fixture
