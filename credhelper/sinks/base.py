@@ -5,8 +5,9 @@ The daemon never talks to a sink directly: :class:`~credhelper.sinks.keeper.Sink
 it which tokens changed.
 """
 
+import threading
 from pathlib import Path
-from typing import Iterable, Mapping, Tuple
+from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 from ..config import Config
 
@@ -46,3 +47,37 @@ class Sink(Protocol):
 
     def stop(self) -> None:
         """Stop watching."""
+
+
+class HeldTokens:
+    """What the sinks share that keep their tokens in a dict under a lock, one key per entry.
+
+    A subclass says which key a registry's token sits under (``_key``), how the block is written
+    (``_sync``) and how it is taken out (``remove``); ``forget`` is then the same for all.
+    """
+
+    _lock: threading.Lock
+    _tokens: Dict[str, str]
+
+    def _key(self, registry: str) -> Optional[str]:
+        raise NotImplementedError
+
+    def _sync(self) -> None:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        """Take the managed block out of the file."""
+        raise NotImplementedError
+
+    def forget(self, registries: Iterable[str]) -> None:
+        """Drop these registries' tokens (a sign-out); no token left means no block."""
+        with self._lock:
+            for url in registries:
+                key = self._key(url)
+                if key is not None:
+                    self._tokens.pop(key, None)
+            remaining = bool(self._tokens)
+            if remaining:
+                self._sync()
+        if not remaining:
+            self.remove()

@@ -23,6 +23,7 @@ from ..atomic import write_atomic
 from ..config import Config, Route
 from ..errors import ConfigError, NoRoute, RequestError
 from ..routing import route_target
+from .base import HeldTokens
 from .npmrc import BEGIN, END, render, without_block
 
 Slot = Tuple[str, Tuple[str, ...]]
@@ -66,7 +67,7 @@ def plan(routes: Sequence[Route]) -> Tuple[Dict[str, NetrcHost], Dict[str, str]]
     return served, skipped
 
 
-class NetrcSink:
+class NetrcSink(HeldTokens):
     """The managed block of one netrc file, for every routed host netrc can serve."""
 
     name = "netrc"
@@ -126,16 +127,8 @@ class NetrcSink:
                 self._tokens[host] = token
             self._sync()
 
-    def forget(self, registries: Iterable[str]) -> None:
-        """Drop these registries' hosts (a sign-out); no token left means no block."""
-        with self._lock:
-            for url in registries:
-                self._tokens.pop(self._urls.get(url, ""), None)
-            remaining = bool(self._tokens)
-            if remaining:
-                self._sync()
-        if not remaining:
-            self.remove()
+    def _key(self, registry: str) -> Optional[str]:
+        return self._urls.get(registry)  # the host its line is for
 
     def remove(self) -> None:
         """Take the managed block out of the file (the file goes if we created it)."""

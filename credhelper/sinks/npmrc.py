@@ -20,6 +20,7 @@ from ..atomic import write_atomic
 from ..config import Config
 from ..errors import ConfigError, CredhelperError
 from ..watch import FileWatcher
+from .base import HeldTokens
 
 BEGIN = "# >>> credhelper >>>"
 END = "# <<< credhelper <<<"
@@ -124,7 +125,7 @@ def render(text: str, lines: List[str], stray: Iterable[str] = ()) -> str:
     return text + newline + block
 
 
-class NpmrcSink:
+class NpmrcSink(HeldTokens):
     """The managed block of one npmrc file, for the configured npm registries."""
 
     name = "npm"
@@ -171,17 +172,8 @@ class NpmrcSink:
             self._tokens.update(update)
             self._sync()
 
-    def forget(self, registries: Iterable[str]) -> None:
-        """Drop the tokens of these registries (a sign-out); no token left means no block."""
-        doomed = {registry_key(url) for url in registries}
-        with self._lock:
-            for key in doomed:
-                self._tokens.pop(key, None)
-            remaining = bool(self._tokens)
-            if remaining:
-                self._sync()
-        if not remaining:
-            self.remove()
+    def _key(self, registry: str) -> Optional[str]:
+        return registry_key(registry)
 
     def remove(self) -> None:
         """Take the managed block (and any of our token lines npm moved out of it) out of the file."""
