@@ -5,6 +5,7 @@ that function does); one under ``if TYPE_CHECKING:`` does not (it never runs).
 """
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Set
@@ -131,6 +132,26 @@ def test_the_wire_imports_only_the_standard_library(module):
             if top not in ("credhelper", "__future__") and top not in sys.stdlib_module_names:
                 foreign.add(f"{name} imports {imported}")
     assert not foreign, sorted(foreign)
+
+
+# The helpers a tool starts as a process of their own: what they load, checked by loading it.
+FRONT_ENDS = ["credhelper.frontends.git", "credhelper.frontends.keyring_cli",
+              "credhelper.frontends.docker", "credhelper.frontends.cargo"]
+
+
+@pytest.mark.parametrize("module", FRONT_ENDS)
+def test_a_front_end_loads_only_the_standard_library(module):
+    code = ("import sys\nbefore = set(sys.modules)\n"
+            f"import {module}\n"
+            "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+            # Python 3.9 has no stdlib_module_names: there, name the dependencies to keep out
+            "known = getattr(sys, 'stdlib_module_names', None)\n"
+            "foreign = {'click', 'msal', 'keyring', 'cryptography', 'watchdog', 'requests', "
+            "'jaraco'}\n"
+            "print(sorted(new - set(known) - {'credhelper'} if known else new & foreign))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
 
 
 def test_only_the_command_line_imports_commands():

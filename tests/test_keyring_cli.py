@@ -56,21 +56,6 @@ def test_stores_nothing_and_explains_misuse(feed: Workspace) -> None:
         assert proc.stderr.startswith("usage: credhelper-keyring"), args
 
 
-def test_imports_only_the_standard_library() -> None:
-    code = (
-        "import sys\n"
-        "before = set(sys.modules)\n"
-        "import credhelper.frontends.keyring_cli\n"
-        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
-        "known = getattr(sys, 'stdlib_module_names', None)\n"
-        "foreign = {'click', 'msal', 'keyring', 'cryptography', 'watchdog', 'requests', 'jaraco'}\n"
-        "print(sorted(new - set(known) - {'credhelper'} if known else new & foreign))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, timeout=60)
-    assert result.stdout.strip() == "[]"
-
-
 def test_answers_without_json_re_socket_py_or_typing(feed: Workspace) -> None:
     """pip runs the command once per index URL: what it imports is paid on every install."""
     spy = ("import atexit, sys\n"
