@@ -12,10 +12,11 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict
 
 from harness import Workspace, wait_for
 from run import table
+from stats import columns_in_turns
 
 ROOT = Path(__file__).resolve().parents[1]
 NPM = ROOT / ".tools" / "npm" / "node_modules" / ".bin" / "npm"
@@ -46,6 +47,11 @@ def _install(ws: Workspace, registry: str, label: str, n: int, **env_extra: str)
     return elapsed
 
 
+def _measure(ws: Workspace, registry: str, label: str, extra: Dict[str, str]
+             ) -> Callable[[int], float]:
+    return lambda n: _install(ws, registry, label, n, **extra)
+
+
 def bench_npm(ws: Workspace, runs: int = 6) -> None:
     """`npm install` of 20 private packages through the daemon's npm block vs the open registry."""
     if not NPM.exists():
@@ -64,16 +70,12 @@ def bench_npm(ws: Workspace, runs: int = 6) -> None:
                                                     ws.client().get(ws.em.npm_url)["token"]))
     static.chmod(0o600)
     ws.em.feeds.open_access = True
-    columns: Dict[str, List[float]] = {"ours": [], "static": [], "open": []}
+    order = [("ours", ws.em.npm_url, {}),
+             ("static", ws.em.open_npm_url, {"NPM_CONFIG_USERCONFIG": str(static)}),
+             ("open", ws.em.open_npm_url, {})]
     try:
-        # interleaved, the order turned each round, so a noisy moment (or whichever goes
-        # first after another's disk writes) hits every column alike
-        order = [("ours", ws.em.npm_url, {}),
-                 ("static", ws.em.open_npm_url, {"NPM_CONFIG_USERCONFIG": str(static)}),
-                 ("open", ws.em.open_npm_url, {})]
-        for n in range(runs):
-            for key, registry, extra in order[n % 3:] + order[:n % 3]:
-                columns[key].append(_install(ws, registry, key, n, **extra))
+        columns = columns_in_turns(runs, [(key, _measure(ws, registry, key, extra))
+                                          for key, registry, extra in order])
     finally:
         ws.em.feeds.open_access = False
         static.unlink()

@@ -6,15 +6,16 @@ interpreter (and keyring with its null backend), and the same packages from the 
 (no auth) index with an empty netrc.
 """
 
+import functools
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 from harness import BIN, Workspace
-from stats import median_ms, percentile, table
+from stats import columns_in_turns, median_ms, percentile, table
 
 PACKAGES = [f"bench-private-{i:02d}" for i in range(20)]
 NULL_BACKEND = "keyring.backends.null.Keyring"
@@ -101,18 +102,35 @@ def _empty_netrc(ws: Workspace, env: Dict[str, str]) -> Dict[str, str]:
     return dict(env, NETRC=str(empty))
 
 
-def _install(ws: Workspace, index: str, provider: str, env: Dict[str, str], n: int,
-             label: str = "") -> float:
-    target = ws.root / f"pip-bench-{label or provider}-{n}"
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
-           "--target", str(target), "--index-url", index, "--keyring-provider", provider,
-           *PACKAGES]
+def _timed_install(ws: Workspace, cmd: List[str], target: Path, env: Dict[str, str]) -> float:
+    """Run one install command; seconds, once every package is checked to have landed."""
     start = time.perf_counter()
     ws.run(cmd, env=env, stdin=subprocess.DEVNULL, timeout=300)
     elapsed = time.perf_counter() - start
     missing = [p for p in PACKAGES if not (target / p.replace("-", "_") / "__init__.py").exists()]
     assert not missing, f"not installed: {missing}"
     return elapsed
+
+
+def _table_vs_open(title: str, columns: Dict[str, List[float]], labels: List[Tuple[str, str]],
+                   digits: int) -> None:
+    """One row a column: its median, and what it costs over the ``open`` column."""
+    base = statistics.median(columns["open"])
+    rows = []
+    for label, key in labels:
+        median = statistics.median(columns[key])
+        rows.append([label, f"{median:.{digits}f}", f"{(median - base) * 1000:+.0f}",
+                     f"{(median / base - 1) * 100:+.1f} %"])
+    table(title, ["index", "total s", "vs open, ms", "vs open"], rows)
+
+
+def _install(ws: Workspace, index: str, provider: str, env: Dict[str, str], n: int,
+             label: str = "") -> float:
+    target = ws.root / f"pip-bench-{label or provider}-{n}"
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
+           "--target", str(target), "--index-url", index, "--keyring-provider", provider,
+           *PACKAGES]
+    return _timed_install(ws, cmd, target, env)
 
 
 def bench_pip(ws: Workspace, runs: int = 3) -> None:
@@ -131,27 +149,21 @@ def bench_pip(ws: Workspace, runs: int = 3) -> None:
     # the keyring providers and the open baseline see no netrc; the netrc column no keyring
     env, sub_env = _empty_netrc(ws, env), _empty_netrc(ws, sub_env)
     ws.em.feeds.open_access = True
-    columns: Dict[str, List[float]] = {"netrc": [], "import": [], "subprocess": [], "open": []}
+    private = ws.em.pypi_url
     try:
-        for n in range(runs):
-            columns["netrc"].append(_install(ws, ws.em.pypi_url, "disabled", netrc_env, n, "netrc"))
-            columns["import"].append(_install(ws, ws.em.pypi_url, "import", env, n))
-            columns["subprocess"].append(_install(ws, ws.em.pypi_url, "subprocess", sub_env, n))
-            columns["open"].append(_install(ws, ws.em.open_pypi_url, "disabled", env, n, "open"))
+        columns = columns_in_turns(runs, [
+            ("netrc", lambda n: _install(ws, private, "disabled", netrc_env, n, "netrc")),
+            ("import", lambda n: _install(ws, private, "import", env, n)),
+            ("subprocess", lambda n: _install(ws, private, "subprocess", sub_env, n)),
+            ("open", lambda n: _install(ws, ws.em.open_pypi_url, "disabled", env, n, "open"))])
     finally:
         ws.em.feeds.open_access = False
-    base = statistics.median(columns["open"])
-    rows = []
-    for label, key in (("through the daemon's netrc block (what `configure pip` sets up)", "netrc"),
-                       ("through the daemon, `--keyring-provider import`", "import"),
-                       ("through the daemon, `--keyring-provider subprocess`", "subprocess"),
-                       ("open index, no auth, empty netrc, keyring disabled", "open")):
-        median = statistics.median(columns[key])
-        rows.append([label, f"{median:.2f}", f"{(median - base) * 1000:+.0f}",
-                     f"{(median / base - 1) * 100:+.1f} %"])
-    table(f"`pip install` of {len(PACKAGES)} small private packages (--no-deps, no cache), "
-          f"whole command, median of {runs}",
-          ["index", "total s", "vs open, ms", "vs open"], rows)
+    _table_vs_open(f"`pip install` of {len(PACKAGES)} small private packages (--no-deps, no "
+                   f"cache), whole command, median of {runs}", columns,
+                   [("through the daemon's netrc block (what `configure pip` sets up)", "netrc"),
+                    ("through the daemon, `--keyring-provider import`", "import"),
+                    ("through the daemon, `--keyring-provider subprocess`", "subprocess"),
+                    ("open index, no auth, empty netrc, keyring disabled", "open")], 2)
 
 
 def _uv_install(ws: Workspace, index: str, env: Dict[str, str], label: str, n: int) -> float:
@@ -160,12 +172,7 @@ def _uv_install(ws: Workspace, index: str, env: Dict[str, str], label: str, n: i
     source = ["--config-file", index] if index.endswith(".toml") else ["--index-url", index]
     cmd = [_uv(), "pip", "install", "--quiet", "--no-deps", "--no-cache", "--target", str(target),
            *source, *PACKAGES]
-    start = time.perf_counter()
-    ws.run(cmd, env=env, stdin=subprocess.DEVNULL, timeout=300)
-    elapsed = time.perf_counter() - start
-    missing = [p for p in PACKAGES if not (target / p.replace("-", "_") / "__init__.py").exists()]
-    assert not missing, f"not installed: {missing}"
-    return elapsed
+    return _timed_install(ws, cmd, target, env)
 
 
 def _uv() -> str:
@@ -205,27 +212,19 @@ def bench_uv(ws: Workspace, runs: int = 5) -> None:
     always = ws.root / "uv-always.toml"  # the index's own setting: send credentials up front
     always.write_text(f'[[index]]\nname = "private"\nurl = "{ws.em.pypi_url}"\n'
                       'default = true\nauthenticate = "always"\n')
-    columns: Dict[str, List[float]] = {"netrc": [], "always": [], "static": [], "open": []}
     order = [("netrc", ws.em.pypi_url, netrc_env), ("always", str(always), netrc_env),
              ("static", ws.em.pypi_url, static_env), ("open", ws.em.open_pypi_url, open_env)]
     try:
-        for n in range(runs):
-            for key, index, key_env in order[n % 4:] + order[:n % 4]:
-                columns[key].append(_uv_install(ws, index, key_env, key, n))
+        columns = columns_in_turns(runs, [
+            (key, functools.partial(_uv_install, ws, index, key_env, key))
+            for key, index, key_env in order])
     finally:
         ws.em.feeds.open_access = False
         (ws.root / "static.netrc").unlink()
-    base = statistics.median(columns["open"])
-    rows = []
-    for label, key in (("through the daemon's netrc block", "netrc"),
-                       ("the same, the index marked `authenticate = \"always\"` in uv.toml",
-                        "always"),
-                       ("the same index, a token written by hand into a netrc (uv's own auth "
-                        "cost)", "static"),
-                       ("open index, no auth, empty netrc", "open")):
-        median = statistics.median(columns[key])
-        rows.append([label, f"{median:.3f}", f"{(median - base) * 1000:+.0f}",
-                     f"{(median / base - 1) * 100:+.1f} %"])
-    table(f"`uv pip install` of {len(PACKAGES)} small private packages (--no-deps, no cache), "
-          f"whole command, median of {runs}",
-          ["index", "total s", "vs open, ms", "vs open"], rows)
+    _table_vs_open(f"`uv pip install` of {len(PACKAGES)} small private packages (--no-deps, no "
+                   f"cache), whole command, median of {runs}", columns,
+                   [("through the daemon's netrc block", "netrc"),
+                    ("the same, the index marked `authenticate = \"always\"` in uv.toml", "always"),
+                    ("the same index, a token written by hand into a netrc (uv's own auth cost)",
+                     "static"),
+                    ("open index, no auth, empty netrc", "open")], 3)

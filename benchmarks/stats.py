@@ -2,7 +2,7 @@
 
 import statistics
 import time
-from typing import Callable, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 
 def median_ms(samples: Sequence[float]) -> float:
@@ -41,6 +41,19 @@ def time_interleaved(first: Callable[[], None], second: Callable[[], None], runs
             fn()
             out.append(time.perf_counter() - start)
     return a, b
+
+
+def columns_in_turns(runs: int, order: Sequence[Tuple[str, Callable[[int], float]]]
+                     ) -> Dict[str, List[float]]:
+    """``runs`` rounds of every column's measure (given the round), the order turned each round,
+    so a noisy moment (or whichever goes first after another's disk writes) hits all alike."""
+    order = list(order)
+    columns: Dict[str, List[float]] = {key: [] for key, _ in order}
+    for n in range(runs):
+        turn = n % len(order)
+        for key, measure in order[turn:] + order[:turn]:
+            columns[key].append(measure(n))
+    return columns
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
