@@ -68,6 +68,11 @@ def keyring_command() -> Path:
     return Path(sys.executable).parent / "credhelper-keyring"
 
 
+def runs_our_keyring(path: str) -> bool:
+    """Whether ``path`` (a link on PATH, say) leads to this credhelper's ``credhelper-keyring``."""
+    return os.path.realpath(path) == os.path.realpath(keyring_command())
+
+
 def keyring_link_place() -> Tuple[Optional[Path], str]:
     """Where ``keyring`` should point at ``credhelper-keyring``, or None and why not.
 
@@ -83,7 +88,7 @@ def keyring_link_place() -> Tuple[Optional[Path], str]:
     if not any(os.path.realpath(d) == os.path.realpath(place) for d in dirs):
         return None, f"{place} is not on PATH"
     found = shutil.which("keyring")
-    if found and os.path.realpath(found) != os.path.realpath(ours):
+    if found and not runs_our_keyring(found):
         return None, f"another keyring command comes first on PATH ({found})"
     return place / "keyring", ""
 
@@ -94,7 +99,7 @@ def _link_keyring(dry_run: bool) -> Tuple[List[str], Optional[Path]]:
     if link is None:
         return [f"pip: no keyring command linked ({why_not}); before sign-in, pip at a terminal "
                 "asks `User for HOST:` (run credhelper login first)"], None
-    if os.path.islink(link) and os.path.realpath(link) == os.path.realpath(keyring_command()):
+    if os.path.islink(link) and runs_our_keyring(str(link)):
         return [], link
     if os.path.lexists(link):
         return [f"pip: {link} exists and is not credhelper's; left alone"], None

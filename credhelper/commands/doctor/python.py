@@ -17,7 +17,7 @@ from ... import paths
 from ...sinks import netrc as netrc_sink
 from ...sinks.netrc import PYTHON_TOOLS
 from ...toolrecord import CONFIGURED, ToolRecord
-from ..configure_python import keyring_command
+from ..configure_python import runs_our_keyring
 from .report import FAIL, OK, SKIP, WARN, Check, Context, jwt_expiry
 
 
@@ -41,7 +41,7 @@ def _read(path: "os.PathLike[str]") -> "tuple[Optional[netrc.netrc], Optional[st
 def _keyring_linked() -> Optional[str]:
     """The ``keyring`` pip finds on PATH when it is credhelper's (``configure pip`` links it)."""
     found = shutil.which("keyring")
-    if found and os.path.realpath(found) == os.path.realpath(keyring_command()):
+    if found and runs_our_keyring(found):
         return found
     return None
 
