@@ -158,6 +158,44 @@ def test_uv_add_lock_sync_with_a_plain_index_url(feed: Workspace) -> None:
     assert no_token_in(ws, lock, *outputs)
 
 
+def test_doctor_names_a_uv_index_asked_anonymously_first_and_its_fix_works(feed: Workspace) -> None:
+    ws = feed
+    ws.em.feeds.add_wheel("uv-doctor-dep", "1.0.0")
+    private = f'[[tool.uv.index]]\nname = "private"\nurl = "{ws.em.pypi_url}"\ndefault = true\n'
+    elsewhere = ('[[tool.uv.index]]\nname = "elsewhere"\nurl = "https://pypi.example.org/simple"\n'
+                 "explicit = true\n")
+    where = project_dir(ws, "uvdoctor", private + "\n" + elsewhere)
+    pyproject = where / "pyproject.toml"
+    (where / "src").mkdir()
+    env = tool_env(ws)
+
+    def doctor() -> str:  # from a directory below the project, as uv finds its settings
+        return ws.credhelper("doctor", check=False, cwd=str(where / "src"), env=env).stdout
+
+    said = f"uv index: {pyproject}: index 'private' ({ws.em.pypi_url})"
+    report = doctor()
+    assert f"! {said}: uv asks each of its URLs without the token first" in report, report
+    assert f'fix: add authenticate = "always" to that index in {pyproject}' in report
+    assert "elsewhere" not in report  # not a host credhelper serves
+
+    # the fix doctor names: uv then sends the token with its very first request
+    pyproject.write_text(pyproject.read_text().replace(
+        "default = true\n", 'default = true\nauthenticate = "always"\n', 1))
+    since = len(ws.em.feeds.log)
+    proc = ws.run([str(uv()), "add", "uv-doctor-dep", "--no-cache"], env=env, cwd=str(where),
+                  stdin=subprocess.DEVNULL)
+    asked = served(ws, "uv-doctor-dep", since)
+    assert asked and all(e["status"] == 200 and e["auth"] == "basic" for e in asked), asked
+    assert no_token_in(ws, proc.stdout, proc.stderr)
+    report = doctor()
+    assert f"✓ {said} gets the token with uv's first request" in report, report
+
+    pyproject.write_text(pyproject.read_text().replace('"always"', '"never"', 1))
+    report = doctor()
+    assert f'✗ {said} says authenticate = "never": uv sends it no token' in report, report
+    assert no_token_in(ws, report)
+
+
 # poetry --------------------------------------------------------------------------------------
 
 def test_poetry_add_lock_install_with_a_private_source(feed: Workspace) -> None:

@@ -1,7 +1,7 @@
 """``credhelper doctor``: check the set-up end to end and say how to fix each problem.
 
-One module per group of checks (``basics``, ``tools``, ``python``, ``idp``, ``workload``,
-``scan``), all reporting through ``report``. Token replies are read for their expiry and dropped
+One module per group of checks (``basics``, ``tools``, ``python``, ``uvindex``, ``idp``,
+``workload``, ``scan``), all reporting through ``report``. Token replies are read for their expiry and dropped
 inside the checks.
 """
 
@@ -10,14 +10,14 @@ import time
 from dataclasses import asdict
 from typing import Callable, Iterator, List
 
-from . import basics, beyond, idp, js, python, scan, tools, workload
+from . import basics, beyond, idp, js, python, scan, tools, uvindex, workload
 from .report import FAIL, Check, Context, render
 
 _CHECKS: List[Callable[[Context], Iterator[Check]]] = [
     basics.check_config, basics.check_daemon, basics.check_files, tools.check_git,
-    python.check_python_tools, tools.check_npm, js.check_npm_warnings, js.check_yarn,
-    beyond.check_docker, beyond.check_cargo, beyond.check_azure, idp.check_idp, workload.check_workload,
-    idp.check_tokens, basics.check_key_storage, scan.check_workspace,
+    python.check_python_tools, uvindex.check_uv_indexes, tools.check_npm, js.check_npm_warnings,
+    js.check_yarn, beyond.check_docker, beyond.check_cargo, beyond.check_azure, idp.check_idp,
+    workload.check_workload, idp.check_tokens, basics.check_key_storage, scan.check_workspace,
 ]
 
 
