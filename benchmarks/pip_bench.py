@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from harness import BIN, Workspace
 from stats import columns_in_turns, median_ms, percentile, table
@@ -113,15 +113,17 @@ def _timed_install(ws: Workspace, cmd: List[str], target: Path, env: Dict[str, s
 
 
 def _table_vs_open(title: str, columns: Dict[str, List[float]], labels: List[Tuple[str, str]],
-                   digits: int) -> None:
-    """One row a column: its median, and what it costs over the ``open`` column."""
+                   digits: int, requests: Optional[Dict[str, str]] = None) -> None:
+    """One row a column: its median, and what it costs over the ``open`` column; ``requests``
+    adds what the feed saw of each column's installs."""
     base = statistics.median(columns["open"])
     rows = []
     for label, key in labels:
         median = statistics.median(columns[key])
         rows.append([label, f"{median:.{digits}f}", f"{(median - base) * 1000:+.0f}",
-                     f"{(median / base - 1) * 100:+.1f} %"])
-    table(title, ["index", "total s", "vs open, ms", "vs open"], rows)
+                     f"{(median / base - 1) * 100:+.1f} %"] + ([requests[key]] if requests else []))
+    table(title, ["index", "total s", "vs open, ms", "vs open"]
+          + (["requests (401s) per install"] if requests else []), rows)
 
 
 def _install(ws: Workspace, index: str, provider: str, env: Dict[str, str], n: int,
@@ -166,13 +168,20 @@ def bench_pip(ws: Workspace, runs: int = 3) -> None:
                     ("open index, no auth, empty netrc, keyring disabled", "open")], 2)
 
 
-def _uv_install(ws: Workspace, index: str, env: Dict[str, str], label: str, n: int) -> float:
-    """One install from ``index``; an index given as a uv.toml path is read from that file."""
+def _uv_install(ws: Workspace, index: str, env: Dict[str, str], label: str,
+                seen: Dict[str, Set[Tuple[int, int]]], n: int) -> float:
+    """One install from ``index``; an index given as a uv.toml path is read from that file.
+    Adds to ``seen[label]`` how many requests the feed answered for it, and how many with 401."""
     target = ws.root / f"uv-bench-{label}-{n}"
     source = ["--config-file", index] if index.endswith(".toml") else ["--index-url", index]
     cmd = [_uv(), "pip", "install", "--quiet", "--no-deps", "--no-cache", "--target", str(target),
            *source, *PACKAGES]
-    return _timed_install(ws, cmd, target, env)
+    since = len(ws.em.feeds.log)
+    elapsed = _timed_install(ws, cmd, target, env)
+    answered = ws.em.feeds.log[since:]
+    seen.setdefault(label, set()).add(
+        (len(answered), sum(1 for e in answered if e["status"] == 401)))
+    return elapsed
 
 
 def _uv() -> str:
@@ -191,7 +200,7 @@ def _static_netrc(ws: Workspace, env: Dict[str, str]) -> Dict[str, str]:
     return dict(env, NETRC=str(static))
 
 
-def bench_uv(ws: Workspace, runs: int = 5) -> None:
+def bench_uv(ws: Workspace, runs: int = 11) -> None:
     """`uv pip install` of 20 private packages through the netrc block vs the open index.
 
     uv sends every request without credentials first and answers the 401 from netrc, so another
@@ -214,9 +223,10 @@ def bench_uv(ws: Workspace, runs: int = 5) -> None:
                       'default = true\nauthenticate = "always"\n')
     order = [("netrc", ws.em.pypi_url, netrc_env), ("always", str(always), netrc_env),
              ("static", ws.em.pypi_url, static_env), ("open", ws.em.open_pypi_url, open_env)]
+    seen: Dict[str, Set[Tuple[int, int]]] = {}
     try:
         columns = columns_in_turns(runs, [
-            (key, functools.partial(_uv_install, ws, index, key_env, key))
+            (key, functools.partial(_uv_install, ws, index, key_env, key, seen))
             for key, index, key_env in order])
     finally:
         ws.em.feeds.open_access = False
@@ -227,4 +237,6 @@ def bench_uv(ws: Workspace, runs: int = 5) -> None:
                     ("the same, the index marked `authenticate = \"always\"` in uv.toml", "always"),
                     ("the same index, a token written by hand into a netrc (uv's own auth cost)",
                      "static"),
-                    ("open index, no auth, empty netrc", "open")], 3)
+                    ("open index, no auth, empty netrc", "open")], 3,
+                   {key: ", ".join(f"{total} ({refused})" for total, refused in sorted(counts))
+                    for key, counts in seen.items()})
