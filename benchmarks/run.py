@@ -61,7 +61,7 @@ def bench_git(ws: Workspace, runs: int = 60) -> None:
     ws.run(cache + ["credential", "approve"], input=stored)
     assert paths.git_cache_socket(ws.socket).exists()
 
-    def run(cmd: List[str], action: str, stdin: str) -> Callable[[], None]:
+    def run(cmd: List[str], action: str, stdin: str) -> Callable[[], object]:
         return lambda: ws.run(cmd + ["credential", action], input=stdin)
 
     # each pair in turns, so a machine busy with something else slows both alike
@@ -175,14 +175,20 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def daemon_pid(ws: Workspace) -> int:
+    """The pid of the daemon the workspace started (a benchmark that needs one started it)."""
+    assert ws.daemon is not None, "no daemon running in this workspace"
+    return ws.daemon.pid
+
+
 def bench_memory_and_start(ws: Workspace) -> None:
     """Daemon RSS after 10,000 gets, and `credhelper start` to ready."""
     path = str(ws.socket)
     request = protocol.encode({"v": 1, "op": "get", "url": ws.em.git_url("demo.git"), "for": "bench"})
-    before = rss_mb(ws.daemon.pid)
+    before = rss_mb(daemon_pid(ws))
     for _ in range(10_000):
         _get_once(path, request)
-    after = rss_mb(ws.daemon.pid)
+    after = rss_mb(daemon_pid(ws))
     ws.stop_daemon()
     env = dict(ws.env)
     env.pop("CREDHELPER_NO_AUTOSTART", None)
@@ -339,11 +345,11 @@ def main() -> int:
             bench_git(ws)
             bench_throughput(ws)
             # workers started for the 64 clients end once idle (10 s)
-            burst = threads_of(ws.daemon.pid)
+            burst = threads_of(daemon_pid(ws))
             time.sleep(12)
             table("daemon threads", ["measure", "threads"],
                   [["right after the 64-client burst", burst],
-                   ["12 s later (idle workers end after 10 s)", threads_of(ws.daemon.pid)]])
+                   ["12 s later (idle workers end after 10 s)", threads_of(daemon_pid(ws))]])
             bench_memory_and_start(ws)
             bench_scale(root, em)
             ws.default_config()

@@ -17,7 +17,7 @@ def percentile(samples: List[float], pct: float) -> float:
     return ordered[index] * 1000
 
 
-def time_runs(fn: Callable[[], None], runs: int) -> List[float]:
+def time_runs(fn: Callable[[], object], runs: int) -> List[float]:
     """Wall time of ``runs`` calls, after one warm-up call."""
     fn()
     samples = []
@@ -28,7 +28,7 @@ def time_runs(fn: Callable[[], None], runs: int) -> List[float]:
     return samples
 
 
-def time_interleaved(first: Callable[[], None], second: Callable[[], None], runs: int
+def time_interleaved(first: Callable[[], object], second: Callable[[], object], runs: int
                      ) -> "tuple[List[float], List[float]]":
     """Wall times of ``first`` and ``second``, run in turns, so both see the same machine load."""
     first()
