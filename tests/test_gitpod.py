@@ -245,7 +245,11 @@ def test_prebuild_then_start_then_restart(ws, em):
     assert checks["token workspace"]["status"] == "ok", checks["token workspace"]
 
     # A restart keeps /workspace and nothing else: the daemon is gone and $HOME is fresh.
-    Client(ws.socket(), timeout=5).call("stop")
+    # `credhelper stop` returns once the process has ended, so it no longer writes under $HOME
+    # (a stopping daemon keeps its tokens there) while the old $HOME is removed.
+    stop = subprocess.run([str(ws.venv / "bin" / "credhelper"), "stop"], env=ws.terminal_env(em),
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0 and "daemon stopped" in stop.stdout, stop.stderr
     shutil.rmtree(ws.home)
     ws.home.mkdir()
     snapshot = ws.snapshot()
