@@ -24,7 +24,7 @@ from .gitcache import CacheServer
 from .hardening import harden_process
 from .kept import KeptTokens
 from .keystore import choose_keystore
-from .listener import SocketServer, bind_unix
+from .listener import SocketServer, bind_unix, claim_socket_path
 from .logs import AuditLog, setup_logging
 from .msal_cache import Sessions
 from .refresher import Refresher
@@ -75,6 +75,7 @@ class Daemon:
             config_path=self.config_path, socket_path=self.socket_path, state_dir=self.state_dir,
             reload=self.reload, stop=self.stop, registries=RegistryTokens(clock))
         self._servers: List[Listener] = []
+        self._claim: Optional[int] = None  # the flock that makes this the socket's one daemon
         self._where = ""
         self._watcher: Any = None
         self._tools_watcher: Any = None
@@ -110,6 +111,7 @@ class Daemon:
         if inherited:
             sock, owned_path = inherited[0], None
         else:
+            self._claim = claim_socket_path(self.socket_path)
             sock, owned_path = bind_unix(self.socket_path), self.socket_path
         self._where = str(owned_path or "a socket from systemd")
         listeners: List[Listener] = [
@@ -129,7 +131,13 @@ class Daemon:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
-        self._servers = self._listeners(wake_r)
+        try:
+            self._servers = self._listeners(wake_r)
+        except BaseException:
+            self._release_claim()
+            os.close(wake_r)
+            os.close(wake_w)
+            raise
         main, others = self._servers[0], self._servers[1:]
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: stacks to stderr
         try:
@@ -161,7 +169,15 @@ class Daemon:
                 thread.join(timeout=10)
             os.close(wake_r)
             os.close(wake_w)
-            self._cleanup()
+            try:
+                self._cleanup()
+            finally:
+                self._release_claim()  # last: a new daemon starts once this one has saved all
+
+    def _release_claim(self) -> None:
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
 
     def _match_azure(self) -> None:
         if self.core.config.azure is None and self.core.azure is None:

@@ -5,6 +5,7 @@ connection) and the accept loop goes on (git's credential-cache--daemon ``serve_
 """
 
 import errno
+import fcntl
 import logging
 import os
 import selectors
@@ -26,6 +27,8 @@ log = logging.getLogger("credhelper.listener")
 
 _UCRED = struct.Struct("3i")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
+SERVING_SUFFIX = ".serving"  # beside the socket: held by the daemon that serves it
+CLAIM_WAIT = 10.0  # seconds a new daemon waits for one that is still stopping
 # Connections whose request is still arriving, watched by the accept loop: at most this many of
 # our own user's, and far fewer of other users' (refused anyway, they must not crowd ours out).
 MAX_READING = 512
@@ -64,6 +67,48 @@ def peer_of(conn: socket.socket) -> Peer:
     return Peer(pid, uid, gid)
 
 
+def _answers(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def claim_socket_path(path: Path, wait: float = CLAIM_WAIT) -> int:
+    """An exclusive ``flock`` on ``<socket>.serving``, to hold while this daemon serves ``path``.
+
+    Two daemons started at once would otherwise both find no socket and race to bind it, or
+    both find a stale one and unlink it, the second unlinking the first's new socket. Only the
+    holder looks, unlinks and binds. A holder that answers on ``path`` is another daemon: give
+    up at once. One that does not is still starting or still stopping (saving its tokens):
+    wait for it, up to ``wait`` seconds. The kernel drops the lock when its holder exits. The
+    caller closes the returned descriptor once it no longer serves ``path``.
+    """
+    paths.ensure_private_dir(path.parent)
+    lock_path = path.with_name(path.name + SERVING_SUFFIX)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        except OSError:
+            os.close(fd)
+            raise
+        if _answers(path) or time.monotonic() >= deadline:
+            os.close(fd)
+            raise ConfigError(f"another credhelper daemon already listens on {path}"
+                              if _answers(path) else
+                              f"another credhelper daemon already holds {path} and does not answer")
+        time.sleep(0.02)
+
+
 def bind_unix(path: Path) -> socket.socket:
     """Bind a listening socket at ``path`` inside a 0700 directory, socket mode 0600."""
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
@@ -73,15 +118,9 @@ def bind_unix(path: Path) -> socket.socket:
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(os.fspath(path))
-        except OSError:
-            os.unlink(path)  # stale socket of a daemon that died
-        else:
+        if _answers(path):
             raise ConfigError(f"another credhelper daemon already listens on {path}")
-        finally:
-            probe.close()
+        os.unlink(path)  # stale socket of a daemon that died
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)  # the socket is born 0600: no window before a chmod
     try:

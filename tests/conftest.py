@@ -77,7 +77,8 @@ _UNIT_MODULES = frozenset({
     "test_config", "test_configure", "test_fasttoml", "test_flatjson", "test_fleet", "test_git_frontend",
     "test_imports", "test_init_config", "test_route_memo", "test_uv_settings",
     "test_install_layout", "test_install_systemd", "test_npmrc_sink", "test_protocol",
-    "test_routing", "test_schedule", "test_server_fast", "test_socketpath", "test_systemd", "test_tokens",
+    "test_routing", "test_schedule", "test_server_fast", "test_socket_claim", "test_socketpath",
+    "test_systemd", "test_tokens",
     "test_vault", "test_workers", "test_yarnrc_sink",
 })
 _E2E_FIXTURES = frozenset({"emulator", "stub"})
