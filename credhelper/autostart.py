@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from . import paths
+from . import filelock, paths
 from .client import Client
+from .filelock import POLL_MAX as _POLL_MAX, POLL_START as _POLL_START
 
 LOCK_SUFFIX = ".lock"
 LOG_NAME = "autostart.log"
-_POLL_START = 0.02
-_POLL_MAX = 0.25
 
 # Daemons we started stay referenced: a collected Popen of a live child warns ResourceWarning,
 # and this child is meant to outlive us.
@@ -48,11 +47,10 @@ def ensure_daemon(socket_path: Union[str, Path], timeout: float = 5.0,
     if _answers(socket_path):
         return True
     deadline = time.monotonic() + timeout
-    paths.ensure_private_dir(socket_path.parent)
-    lock_path = socket_path.with_name(socket_path.name + LOCK_SUFFIX)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = filelock.open_beside(socket_path, LOCK_SUFFIX)
     try:
-        if not _lock(fd, deadline):
+        # a wedged starter must not hang git: give up at the deadline
+        if not filelock.lock_until(fd, deadline):
             return _answers(socket_path)
         try:
             # Whoever held the lock before us may have started the daemon already.
@@ -67,20 +65,6 @@ def ensure_daemon(socket_path: Union[str, Path], timeout: float = 5.0,
 
 def _answers(socket_path: Path) -> bool:
     return Client(socket_path, timeout=2.0).ping()
-
-
-def _lock(fd: int, deadline: float) -> bool:
-    """Take the exclusive lock, giving up at ``deadline``: a wedged starter must not hang git."""
-    delay = _POLL_START
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX)
 
 
 def _spawn(socket_path: Path, command: Optional[Sequence[str]]) -> Optional[subprocess.Popen]:

@@ -5,7 +5,6 @@ connection) and the accept loop goes on (git's credential-cache--daemon ``serve_
 """
 
 import errno
-import fcntl
 import logging
 import os
 import selectors
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from . import paths, protocol
+from . import filelock, paths, protocol
 from .errors import Busy, ConfigError, CredhelperError, Forbidden, RequestError
 from .logs import AuditLog
 from .workers import Workers
@@ -88,25 +87,17 @@ def claim_socket_path(path: Path, wait: float = CLAIM_WAIT) -> int:
     wait for it, up to ``wait`` seconds. The kernel drops the lock when its holder exits. The
     caller closes the returned descriptor once it no longer serves ``path``.
     """
-    paths.ensure_private_dir(path.parent)
-    lock_path = path.with_name(path.name + SERVING_SUFFIX)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fd = filelock.open_beside(path, SERVING_SUFFIX)
+    try:
+        if filelock.lock_until(fd, time.monotonic() + wait, give_up=lambda: _answers(path)):
             return fd
-        except BlockingIOError:
-            pass
-        except OSError:
-            os.close(fd)
-            raise
-        if _answers(path) or time.monotonic() >= deadline:
-            os.close(fd)
-            raise ConfigError(f"another credhelper daemon already listens on {path}"
-                              if _answers(path) else
-                              f"another credhelper daemon already holds {path} and does not answer")
-        time.sleep(0.02)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    if _answers(path):
+        raise ConfigError(f"another credhelper daemon already listens on {path}")
+    raise ConfigError(f"another credhelper daemon already holds {path} and does not answer")
 
 
 def bind_unix(path: Path) -> socket.socket:
