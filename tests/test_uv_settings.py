@@ -5,11 +5,16 @@ the order it reads them (``uv-settings``: ``$UV_CONFIG_FILE``; else the nearest 
 """
 
 from pathlib import Path
+from typing import List
 
 import pytest
 
 from credhelper.commands.doctor import uvindex
 from credhelper.commands.doctor.report import FAIL, OK, WARN
+
+def settings_files(start: Path) -> List[Path]:
+    return [path for path, _doc, _error in uvindex.uv_settings(start)]
+
 
 PROJECT = '[project]\nname = "p"\nversion = "0.1.0"\n'
 SERVED = {"pkgs.example.com": object()}
@@ -27,13 +32,13 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_nearest_pyproject_with_tool_uv_wins_one_without_is_passed_over(tree: Path) -> None:
     (tree / "a" / "pyproject.toml").write_text(PROJECT + "[tool.uv]\n")
     (tree / "a" / "b" / "pyproject.toml").write_text(PROJECT)  # no [tool.uv]: uv skips it
-    assert uvindex.settings_files(tree / "a" / "b" / "c") == [tree / "a" / "pyproject.toml"]
+    assert settings_files(tree / "a" / "b" / "c") == [tree / "a" / "pyproject.toml"]
 
 
 def test_uv_toml_beats_pyproject_in_the_same_directory(tree: Path) -> None:
     (tree / "a" / "b" / "pyproject.toml").write_text(PROJECT + "[tool.uv]\n")
     (tree / "a" / "b" / "uv.toml").write_text("")
-    assert uvindex.settings_files(tree / "a" / "b" / "c") == [tree / "a" / "b" / "uv.toml"]
+    assert settings_files(tree / "a" / "b" / "c") == [tree / "a" / "b" / "uv.toml"]
 
 
 def test_the_users_uv_toml_comes_last(tree: Path) -> None:
@@ -41,16 +46,16 @@ def test_the_users_uv_toml_comes_last(tree: Path) -> None:
     user.parent.mkdir(parents=True)
     user.write_text("")
     (tree / "a" / "uv.toml").write_text("")
-    assert uvindex.settings_files(tree / "a" / "b") == [tree / "a" / "uv.toml", user]
+    assert settings_files(tree / "a" / "b") == [tree / "a" / "uv.toml", user]
 
 
 def test_uv_config_file_replaces_the_search_and_uv_no_config_ends_it(
         tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tree / "a" / "uv.toml").write_text("")
     monkeypatch.setenv("UV_CONFIG_FILE", str(tree / "elsewhere.toml"))
-    assert uvindex.settings_files(tree / "a") == [tree / "elsewhere.toml"]
+    assert settings_files(tree / "a") == [tree / "elsewhere.toml"]
     monkeypatch.setenv("UV_NO_CONFIG", "1")
-    assert uvindex.settings_files(tree / "a") == []
+    assert settings_files(tree / "a") == []
 
 
 @pytest.mark.parametrize("entry, status", [

@@ -21,6 +21,7 @@ else:  # pragma: no cover - Python < 3.11
 
 from ...routing import redact_url
 from ...sinks import netrc as netrc_sink
+from ...socketpath import home_based
 from ...toolrecord import CONFIGURED, ToolRecord
 from .report import FAIL, OK, WARN, Check, Context
 
@@ -43,29 +44,31 @@ def _uv_table(path: Path, doc: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     return table if isinstance(table, dict) else None
 
 
-def settings_files(start: Path) -> List[Path]:
-    """The files uv reads index settings from when run in ``start``, nearest first."""
+Settings = Tuple[Path, Optional[Dict[str, Any]], Optional[str]]  # file, its TOML or None, why not
+
+
+def uv_settings(start: Path) -> List[Settings]:
+    """The files uv reads index settings from when run in ``start``, nearest first, each read."""
     if os.environ.get("UV_NO_CONFIG", "").lower() in ("1", "true", "yes", "on"):
         return []
     explicit = os.environ.get("UV_CONFIG_FILE")
     if explicit:
-        return [Path(explicit).expanduser()]
-    found: List[Path] = []
+        path = Path(explicit).expanduser()
+        return [(path, *_read(path))]
+    found: List[Settings] = []
     for where in (start, *start.parents):
         uv_toml, pyproject = where / "uv.toml", where / "pyproject.toml"
         if uv_toml.is_file():
-            found.append(uv_toml)
+            found.append((uv_toml, *_read(uv_toml)))
             break
         if pyproject.is_file():
             doc, error = _read(pyproject)
             if error or (doc is not None and _uv_table(pyproject, doc) is not None):
-                found.append(pyproject)
+                found.append((pyproject, doc, error))
                 break
-    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
-                                                                    ".config")
-    user = Path(config_home) / "uv" / "uv.toml"
-    if user.is_file() and user not in found:
-        found.append(user)
+    user = Path(home_based("XDG_CONFIG_HOME", ".config")) / "uv" / "uv.toml"
+    if user.is_file() and all(user != path for path, _, _ in found):
+        found.append((user, *_read(user)))
     return found
 
 
@@ -106,8 +109,7 @@ def check_uv_indexes(ctx: Context) -> Iterator[Check]:
         start = Path.cwd()
     except OSError:  # the current directory was deleted under us
         return
-    for path in settings_files(start):
-        doc, error = _read(path)
+    for path, doc, error in uv_settings(start):
         if doc is None:
             if path.exists():
                 yield Check(NAME, WARN, f"{path} cannot be read as TOML ({error}); uv will "
