@@ -19,7 +19,6 @@ from typing import List, Optional, Sequence, Union
 
 from . import filelock, paths
 from .client import Client
-from .filelock import POLL_MAX as _POLL_MAX, POLL_START as _POLL_START
 
 LOCK_SUFFIX = ".lock"
 LOG_NAME = "autostart.log"
@@ -98,11 +97,6 @@ def _wait_until_ready(socket_path: Path, proc: Optional[subprocess.Popen], deadl
     """Poll until the new daemon answers; stop early if it has already exited."""
     if proc is None:
         return False
-    delay = _POLL_START
-    while True:
-        if _answers(socket_path):
-            return True
-        if proc.poll() is not None or time.monotonic() >= deadline:
-            return _answers(socket_path)
-        time.sleep(delay)
-        delay = min(delay * 2, _POLL_MAX)
+    ready = filelock.retry_until(lambda: _answers(socket_path), deadline,
+                                 give_up=lambda: proc.poll() is not None)
+    return ready or _answers(socket_path)
